@@ -1,0 +1,1 @@
+"""Cosimulation: scenario files, the model adapters, outcome records and the CLI."""

@@ -1,0 +1,186 @@
+"""Reference-model adapter: a scenario through the KVM software model at one kernel version.
+
+Translates the scenario's architectural state into ``software_model`` state (L1's APIC becomes
+KVM's ``apic->regs``, the vmcs12 switches become control bits, the descriptor and L2's
+virtual-APIC page are placed in L1's memory), applies each event through
+``software_model.environment`` and reads back one :class:`~cosim.outcome.Outcome` per event.
+"""
+
+from dataclasses import dataclass
+
+from software_model import KernelVersion, environment
+from software_model.constants import (
+    CPU_BASED_ACTIVATE_SECONDARY_CONTROLS,
+    CPU_BASED_INTR_WINDOW_EXITING,
+    CPU_BASED_TPR_SHADOW,
+    PIN_BASED_EXT_INTR_MASK,
+    PIN_BASED_POSTED_INTR,
+    SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY,
+    VM_EXIT_ACK_INTR_ON_EXIT,
+)
+from software_model.state import ApicPage, PiDesc, Vcpu, Vmcs12
+
+from .outcome import L1ApicOutcome, L2Outcome, Outcome, PidOutcome, VmExit
+from .scenario import (
+    EoiEvent,
+    Event,
+    InterruptEvent,
+    L2EoiEvent,
+    L2TprEvent,
+    PostEvent,
+    Scenario,
+    TprEvent,
+    VmEntryEvent,
+)
+
+__all__ = ["KvmReference", "ModelRun", "run_model"]
+
+
+def _bits(vectors) -> int:
+    return sum(1 << v for v in vectors)
+
+
+def _vectors(bitmap: int) -> frozenset[int]:
+    return frozenset(v for v in range(256) if bitmap >> v & 1)
+
+
+def _virtual_apic_page_addr(desc_addr: int) -> int:
+    """A page for L2's virtual-APIC page that does not hold the descriptor."""
+    return 0x30000 if desc_addr & ~0xFFF == 0x20000 else 0x20000
+
+
+class KvmReference:
+    """One vCPU of the software model, started in the scenario's initial state.
+
+    The vCPU starts running the guest the scenario names (L2 by default); start-up effects
+    (a pending L1 interrupt that exits, an L2 virtual interrupt delivered at entry) are part of
+    the first event's outcome.
+    """
+
+    def __init__(self, scenario: Scenario, version: KernelVersion):
+        self.scenario = scenario
+        self.version = version
+        self.vcpu = vcpu = environment.new_vcpu(version, maxphyaddr=scenario.maxphyaddr)
+        self._seen_exits = 0
+        self._seen_errors = 0
+        a = scenario.l1_apic
+        regs = vcpu.apic.regs
+        regs.irr, regs.isr, regs.tmr = _bits(a.irr), _bits(a.isr), _bits(a.tmr)
+        regs.tpr = a.tpr
+        vcpu.apic.spurious_vector = a.spurious_vector
+
+        c = scenario.vmcs12
+        self.desc_addr = c.posted_intr_desc_addr
+        self.vapic_addr = _virtual_apic_page_addr(c.posted_intr_desc_addr)
+        l2 = scenario.l2
+        self.vmcs12 = vmcs12 = Vmcs12(
+            pin_based_vm_exec_control=(PIN_BASED_EXT_INTR_MASK * c.external_interrupt_exiting
+                                       | PIN_BASED_POSTED_INTR * c.process_posted_interrupts),
+            cpu_based_vm_exec_control=(CPU_BASED_TPR_SHADOW * c.tpr_shadow
+                                       | CPU_BASED_INTR_WINDOW_EXITING
+                                       * c.interrupt_window_exiting
+                                       | CPU_BASED_ACTIVATE_SECONDARY_CONTROLS
+                                       * c.virtual_interrupt_delivery),
+            secondary_vm_exec_control=(SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY
+                                       * c.virtual_interrupt_delivery),
+            vm_exit_controls=VM_EXIT_ACK_INTR_ON_EXIT * c.acknowledge_interrupt_on_exit,
+            posted_intr_nv=c.posted_intr_nv,
+            posted_intr_desc_addr=c.posted_intr_desc_addr,
+            virtual_apic_page_addr=self.vapic_addr,
+            guest_intr_status=(l2.svi << 8) | l2.rvi,
+            guest_rflags_if=l2.rflags_if,
+        )
+        p = scenario.pid
+        if vcpu.memory.is_backed(self.desc_addr):
+            vcpu.memory.pi_descs[self.desc_addr] = PiDesc(pir=_bits(p.pir), on=p.on, sn=p.sn,
+                                                         nv=p.nv, ndst=p.ndst)
+        vcpu.memory.apic_pages[self.vapic_addr] = ApicPage(irr=_bits(l2.virr),
+                                                           isr=_bits(l2.visr), tpr=l2.vtpr)
+        if scenario.start == "l2":
+            environment.start_in_l2(vcpu, vmcs12)
+        else:
+            environment.start_in_l1(vcpu, vmcs12)
+
+    def apply(self, event: Event) -> Outcome:
+        """Apply one event and return the outcome after it."""
+        vcpu = self.vcpu
+        if isinstance(event, InterruptEvent):
+            environment.interrupt(vcpu, event.vector, event.route)
+        elif isinstance(event, PostEvent):
+            environment.post(vcpu, event.vector)
+        elif isinstance(event, EoiEvent):
+            environment.eoi(vcpu)
+        elif isinstance(event, TprEvent):
+            environment.tpr(vcpu, event.value)
+        elif isinstance(event, VmEntryEvent):
+            environment.vm_entry(vcpu)
+        elif isinstance(event, L2EoiEvent):
+            environment.l2_eoi(vcpu)
+        elif isinstance(event, L2TprEvent):
+            environment.l2_tpr(vcpu, event.value)
+        else:
+            raise TypeError(f"unknown event {event!r}")
+        return self.outcome()
+
+    def outcome(self) -> Outcome:
+        """The record since the previous call.
+
+        L1's IRR includes interrupts still posted in KVM's descriptor for L1: KVM syncs them
+        into IRR before L1 could observe its APIC (``vmx_sync_pir_to_irr``).
+        """
+        vcpu: Vcpu = self.vcpu
+        exits = vcpu.nested_exits[self._seen_exits:]
+        errors = vcpu.vmentry_errors[self._seen_errors:]
+        self._seen_exits = len(vcpu.nested_exits)
+        self._seen_errors = len(vcpu.vmentry_errors)
+        vmexit = None
+        if exits:
+            e = exits[-1]
+            vmexit = VmExit(reason=e.reason, intr_info=e.intr_info, qualification=e.qualification)
+        regs = vcpu.apic.regs
+        desc = vcpu.memory.pi_descs.get(self.desc_addr)
+        pid = (PidOutcome(pir=_vectors(desc.pir), on=desc.on, sn=desc.sn) if desc is not None
+               else PidOutcome(pir=self.scenario.pid.pir, on=self.scenario.pid.on,
+                               sn=self.scenario.pid.sn))
+        page = vcpu.memory.apic_pages[self.vapic_addr]
+        status = vcpu.vmcs02.guest_intr_status if vcpu.guest_mode else self.vmcs12.guest_intr_status
+        return Outcome(
+            vmexit=vmexit,
+            vmentry_error=errors[-1] if errors else None,
+            l1_apic=L1ApicOutcome(irr=_vectors(regs.irr | vcpu.pi_desc.pir),
+                                  isr=_vectors(regs.isr), ppr=regs.ppr),
+            pid=pid,
+            l2=L2Outcome(virr=_vectors(page.irr), visr=_vectors(page.isr), rvi=status & 0xFF,
+                         svi=status >> 8, vppr=page.ppr, delivered=tuple(vcpu.l2_delivered)),
+        )
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """A scenario's outcomes at one KVM version, with the model's explanation per event."""
+
+    scenario: Scenario
+    version: KernelVersion
+    outcomes: tuple[Outcome, ...]
+    traces: tuple[tuple[str, ...], ...]
+
+    @property
+    def expect_mismatches(self) -> list[str] | None:
+        """Fields of ``[expect]`` the final outcome misses, or None without ``[expect]``."""
+        if self.scenario.expect is None:
+            return None
+        return self.scenario.expect.mismatches(self.outcomes[-1])
+
+
+def run_model(scenario: Scenario, version: KernelVersion) -> ModelRun:
+    """Run every event of ``scenario`` through the model at ``version``."""
+    ref = KvmReference(scenario, version)
+    outcomes, traces = [], []
+    for event in scenario.events:
+        before = len(ref.vcpu.log)
+        outcomes.append(ref.apply(event))
+        traces.append(tuple(ref.vcpu.log[before:]))
+    # start-up effects belong to the first event's explanation too
+    start_log = tuple(ref.vcpu.log[:len(ref.vcpu.log) - sum(len(t) for t in traces)])
+    traces[0] = start_log + traces[0]
+    return ModelRun(scenario, version, tuple(outcomes), tuple(traces))

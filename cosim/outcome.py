@@ -1,0 +1,100 @@
+"""The outcome record compared after every event (``DESIGN.md`` sections 5 and 6).
+
+Both models report one :class:`Outcome` per event; :func:`differences` names the fields that
+differ with the dotted names of the JSON contract (``l2.virr``, ``vmexit.intr_info``).
+"""
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+__all__ = ["FIELDS", "L1ApicOutcome", "L2Outcome", "Outcome", "PidOutcome", "VmExit",
+           "differences", "to_json"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class VmExit:
+    """A VM exit to L1: basic exit reason, interruption information, exit qualification."""
+
+    reason: int
+    intr_info: int
+    qualification: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class L1ApicOutcome:
+    irr: frozenset[int]
+    isr: frozenset[int]
+    ppr: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PidOutcome:
+    """The nested posted-interrupt descriptor (at ``vmcs12.posted_intr_desc_addr``)."""
+
+    pir: frozenset[int]
+    on: bool
+    sn: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class L2Outcome:
+    virr: frozenset[int]
+    visr: frozenset[int]
+    rvi: int
+    svi: int
+    vppr: int
+    delivered: tuple[int, ...]  # vectors delivered through L2's IDT so far, in order
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """The state after one event. ``vmexit`` is the VM exit to L1 that the event caused (the
+    last one if several); ``vmentry_error`` the VM-instruction error of a failed VM entry."""
+
+    vmexit: VmExit | None
+    vmentry_error: int | None
+    l1_apic: L1ApicOutcome
+    pid: PidOutcome
+    l2: L2Outcome
+
+    def get(self, dotted: str) -> Any:
+        """The value of a field by its dotted name (``"l2.rvi"``)."""
+        value: Any = self
+        for part in dotted.split("."):
+            value = getattr(value, part)
+        return value
+
+
+FIELDS = ("vmexit", "vmentry_error",
+          "l1_apic.irr", "l1_apic.isr", "l1_apic.ppr",
+          "pid.pir", "pid.on", "pid.sn",
+          "l2.virr", "l2.visr", "l2.rvi", "l2.svi", "l2.vppr", "l2.delivered")
+
+
+def differences(a: Outcome, b: Outcome) -> list[str]:
+    """Dotted names of the fields that differ; a VM exit present on both sides is compared
+    field by field (``vmexit.intr_info``)."""
+    diffs = []
+    for name in FIELDS:
+        x, y = a.get(name), b.get(name)
+        if x == y:
+            continue
+        if name == "vmexit" and x is not None and y is not None:
+            diffs.extend(f"vmexit.{f.name}" for f in fields(VmExit)
+                         if getattr(x, f.name) != getattr(y, f.name))
+        else:
+            diffs.append(name)
+    return diffs
+
+
+def to_json(value: Any) -> Any:
+    """JSON-ready form: dataclasses become objects, vector sets sorted lists."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    if isinstance(value, tuple | list):
+        return [to_json(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return {f.name: to_json(getattr(value, f.name)) for f in fields(value)}
+    raise TypeError(f"cannot convert {type(value).__name__} to JSON")

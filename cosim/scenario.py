@@ -1,0 +1,549 @@
+"""Scenario files: the user's input (``DESIGN.md`` section 5).
+
+A scenario is a TOML file with the initial architectural state and a list of events. This
+module loads and validates it into frozen dataclasses; each model's adapter translates those into
+its own state. Every key is checked: unknown keys, types, ranges, event kinds and routes. A bad
+file raises :class:`ScenarioError`, whose one-line message names the file, the key path
+(``events[2].vector``) and what is allowed. Omitted keys take their reset values (empty vector
+sets, 0, false; ``spurious_vector`` 0xff).
+"""
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .outcome import Outcome, VmExit
+
+__all__ = [
+    "EVENT_KINDS",
+    "ROUTES",
+    "EoiEvent",
+    "Event",
+    "Expect",
+    "InterruptEvent",
+    "L1Apic",
+    "L2EoiEvent",
+    "L2State",
+    "L2TprEvent",
+    "PidState",
+    "PostEvent",
+    "Scenario",
+    "ScenarioError",
+    "TprEvent",
+    "VmEntryEvent",
+    "Vmcs12Controls",
+    "load_scenario",
+    "parse_scenario",
+]
+
+ROUTES = ("ipiv", "trapped-ipi", "device-post")
+STARTS = ("l2", "l1")
+DEFAULT_MAXPHYADDR = 46
+
+
+class ScenarioError(ValueError):
+    """A scenario file is unusable. ``str()`` is one line: ``FILE: KEY: problem; allowed``."""
+
+    def __init__(self, path: str, key: str | None, problem: str):
+        self.path = path
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{path}: {key}: {problem}" if key else f"{path}: {problem}")
+
+
+# --- the state tables ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class L1Apic:
+    """``[l1_apic]``: L1's local APIC (what L1 believes is its physical APIC)."""
+
+    irr: frozenset[int] = frozenset()
+    isr: frozenset[int] = frozenset()
+    tmr: frozenset[int] = frozenset()
+    tpr: int = 0
+    spurious_vector: int = 0xFF
+
+
+@dataclass(frozen=True, kw_only=True)
+class Vmcs12Controls:
+    """``[vmcs12]``: the controls and fields L1 programmed for L2."""
+
+    external_interrupt_exiting: bool = False
+    process_posted_interrupts: bool = False
+    acknowledge_interrupt_on_exit: bool = False
+    virtual_interrupt_delivery: bool = False
+    tpr_shadow: bool = False
+    interrupt_window_exiting: bool = False
+    posted_intr_nv: int = 0
+    posted_intr_desc_addr: int = 0
+
+    def entry_check_failure(self, maxphyaddr: int) -> tuple[str, str] | None:
+        """The first VM-entry check (SDM 26.2.1.1; EXT-5, EXT-6) this vmcs12 fails, as
+        ``(key, reason)``, or None. KVM's ``nested_vmx_check_apicv_controls`` checks the same
+        conditions for these fields."""
+        if self.virtual_interrupt_delivery and not self.external_interrupt_exiting:
+            return ("virtual_interrupt_delivery",
+                    "virtual_interrupt_delivery = true requires external_interrupt_exiting = true")
+        if self.process_posted_interrupts:
+            if not self.virtual_interrupt_delivery:
+                return ("process_posted_interrupts", "process_posted_interrupts = true requires "
+                        "virtual_interrupt_delivery = true")
+            if not self.acknowledge_interrupt_on_exit:
+                return ("process_posted_interrupts", "process_posted_interrupts = true requires "
+                        "acknowledge_interrupt_on_exit = true")
+            if self.posted_intr_nv & 0xFF00:
+                return ("posted_intr_nv",
+                        f"bits 15:8 of posted_intr_nv ({self.posted_intr_nv:#06x}) must be 0")
+            addr = self.posted_intr_desc_addr
+            if addr & 0x3F:
+                return ("posted_intr_desc_addr",
+                        f"posted_intr_desc_addr {addr:#x} is not 64-byte aligned")
+            if addr >> maxphyaddr:
+                return ("posted_intr_desc_addr", f"posted_intr_desc_addr {addr:#x} is beyond "
+                        f"the physical-address width (maxphyaddr = {maxphyaddr})")
+        if ((self.virtual_interrupt_delivery or self.process_posted_interrupts)
+                and not self.tpr_shadow):
+            return ("tpr_shadow",
+                    "virtual_interrupt_delivery = true requires tpr_shadow = true")
+        return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PidState:
+    """``[pid]``: the posted-interrupt descriptor at ``vmcs12.posted_intr_desc_addr``."""
+
+    pir: frozenset[int] = frozenset()
+    on: bool = False
+    sn: bool = False
+    nv: int = 0
+    ndst: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class L2State:
+    """``[l2]``: L2's virtual-APIC page and guest interrupt status."""
+
+    virr: frozenset[int] = frozenset()
+    visr: frozenset[int] = frozenset()
+    vtpr: int = 0
+    rvi: int = 0
+    svi: int = 0
+    rflags_if: bool = False
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """One ``[[events]]`` entry. ``to_dict()`` gives it back as written in the file."""
+
+    kind: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **{k: v for k, v in self.__dict__.items()}}
+
+
+@dataclass(frozen=True, kw_only=True)
+class InterruptEvent(Event):
+    """A fixed interrupt for L1's APIC while L2 runs, arriving by ``route``."""
+
+    kind: ClassVar[str] = "interrupt"
+    vector: int
+    route: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostEvent(Event):
+    """Another agent posts into the nested descriptor: PIR[vector] := 1, then ON := 1; no IPI."""
+
+    kind: ClassVar[str] = "post"
+    vector: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class EoiEvent(Event):
+    """L1 writes its EOI register."""
+
+    kind: ClassVar[str] = "eoi"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TprEvent(Event):
+    """L1 writes its TPR."""
+
+    kind: ClassVar[str] = "tpr"
+    value: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class VmEntryEvent(Event):
+    """L1 enters L2 with the current vmcs12 (the VM-entry checks run here)."""
+
+    kind: ClassVar[str] = "vm_entry"
+
+
+@dataclass(frozen=True, kw_only=True)
+class L2EoiEvent(Event):
+    """L2 writes its virtual EOI (EOI virtualization)."""
+
+    kind: ClassVar[str] = "l2_eoi"
+
+
+@dataclass(frozen=True, kw_only=True)
+class L2TprEvent(Event):
+    """L2 writes its TPR (TPR virtualization)."""
+
+    kind: ClassVar[str] = "l2_tpr"
+    value: int
+
+
+_EVENT_CLASSES = (InterruptEvent, PostEvent, EoiEvent, TprEvent, VmEntryEvent, L2EoiEvent,
+                  L2TprEvent)
+EVENT_KINDS = {cls.kind: cls for cls in _EVENT_CLASSES}
+
+
+# --- expectations -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expect:
+    """``[expect]``: the hardware outcome after the last event, as the author expects it.
+
+    ``checks`` pairs an outcome field (dotted, as in ``Outcome.FIELDS``) with its expected
+    value; fields the file does not mention are not checked.
+    """
+
+    checks: tuple[tuple[str, Any], ...]
+
+    def mismatches(self, outcome: Outcome) -> list[str]:
+        """The checked fields whose value in ``outcome`` differs from the expectation."""
+        return [name for name, want in self.checks if outcome.get(name) != want]
+
+
+# --- the scenario -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    name: str
+    path: str
+    description: str = ""
+    start: str = "l2"
+    maxphyaddr: int = DEFAULT_MAXPHYADDR
+    l1_apic: L1Apic = field(default_factory=L1Apic)
+    vmcs12: Vmcs12Controls = field(default_factory=Vmcs12Controls)
+    pid: PidState = field(default_factory=PidState)
+    l2: L2State = field(default_factory=L2State)
+    events: tuple[Event, ...] = ()
+    expect: Expect | None = None
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+class _Checker:
+    """Typed accessors that raise :class:`ScenarioError` with the key path."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def fail(self, key: str | None, problem: str):
+        raise ScenarioError(self.path, key, problem)
+
+    def table(self, data: dict, key: str, allowed: tuple[str, ...]) -> dict:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            self.fail(key, f"expected a table ([{key}]), got {_describe(value)}")
+        self.known_keys(value, key, allowed)
+        return value
+
+    def known_keys(self, table: dict, prefix: str | None, allowed) -> None:
+        for key in table:
+            if key not in allowed:
+                where = f"{prefix}.{key}" if prefix else key
+                self.fail(where, f"unknown key; allowed keys: {', '.join(allowed)}")
+
+    def integer(self, value: Any, key: str, low: int, high: int, what: str = "") -> int:
+        span = f"{_fmt_bound(low)}-{_fmt_bound(high)}"
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(key, f"expected an integer {span} (decimal or 0x..){what}, "
+                           f"got {_describe(value)}")
+        if not low <= value <= high:
+            self.fail(key, f"{_fmt_value(value)} is out of range; allowed: {span}{what}")
+        return value
+
+    def boolean(self, value: Any, key: str) -> bool:
+        if not isinstance(value, bool):
+            self.fail(key, f"expected true or false, got {_describe(value)}")
+        return value
+
+    def string(self, value: Any, key: str) -> str:
+        if not isinstance(value, str):
+            self.fail(key, f"expected a string, got {_describe(value)}")
+        return value
+
+    def choice(self, value: Any, key: str, allowed: tuple[str, ...], what: str) -> str:
+        if not isinstance(value, str) or value not in allowed:
+            shown = f"{value!r}" if isinstance(value, str) else _describe(value)
+            quoted = ", ".join(f'"{a}"' for a in allowed)
+            self.fail(key, f"unknown {what} {shown}; allowed: {quoted}")
+        return value
+
+    def vector(self, value: Any, key: str) -> int:
+        return self.integer(value, key, 0, 255)
+
+    def vector_list(self, value: Any, key: str, unique: bool = True) -> list[int]:
+        if not isinstance(value, list):
+            self.fail(key, f"expected a list of vectors 0-255 (e.g. [0x41, 0xff]), "
+                           f"got {_describe(value)}")
+        seen: list[int] = []
+        for i, item in enumerate(value):
+            vector = self.vector(item, f"{key}[{i}]")
+            if unique and vector in seen:
+                self.fail(f"{key}[{i}]", f"vector {vector:#04x} is listed twice")
+            seen.append(vector)
+        return seen
+
+    def vector_set(self, value: Any, key: str) -> frozenset[int]:
+        return frozenset(self.vector_list(value, key))
+
+
+def _fmt_bound(n: int) -> str:
+    return str(n) if n < 256 else hex(n)
+
+
+def _fmt_value(n: int) -> str:
+    return str(n) if -256 < n < 256 else f"{n} ({n:#x})" if n >= 0 else str(n)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"integer {value}"
+    if isinstance(value, float):
+        return f"float {value}"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+_TOP_KEYS = ("name", "description", "start", "maxphyaddr", "l1_apic", "vmcs12", "pid", "l2",
+             "events", "expect")
+_VMCS12_BOOLS = ("external_interrupt_exiting", "process_posted_interrupts",
+                 "acknowledge_interrupt_on_exit", "virtual_interrupt_delivery", "tpr_shadow",
+                 "interrupt_window_exiting")
+_EVENT_FIELDS = {
+    "interrupt": ("vector", "route"),
+    "post": ("vector",),
+    "eoi": (),
+    "tpr": ("value",),
+    "vm_entry": (),
+    "l2_eoi": (),
+    "l2_tpr": ("value",),
+}
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate one scenario file."""
+    shown = str(path)
+    file = Path(path)
+    if file.is_dir():
+        raise ScenarioError(shown, None, "is a directory; give a .toml scenario file")
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise ScenarioError(shown, None, "no such file") from None
+    except OSError as exc:
+        raise ScenarioError(shown, None, f"cannot read: {exc.strerror}") from None
+    if not raw.strip():
+        raise ScenarioError(shown, None, "the file is empty; a scenario needs at least one "
+                                         "[[events]] table")
+    if b"\x00" in raw:
+        raise ScenarioError(shown, None, "not a text file (it contains NUL bytes); scenarios "
+                                         "are UTF-8 TOML")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError(shown, None, "not a UTF-8 text file; scenarios are UTF-8 TOML") \
+            from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(shown, None, f"TOML syntax error: {exc}") from None
+    return parse_scenario(data, shown, default_name=file.stem)
+
+
+def parse_scenario(data: dict, path: str, default_name: str = "scenario") -> Scenario:
+    """Validate a parsed TOML document (``path`` names it in messages)."""
+    c = _Checker(path)
+    c.known_keys(data, None, _TOP_KEYS)
+    name = c.string(data.get("name", default_name), "name")
+    if not name.strip():
+        c.fail("name", "must not be empty")
+    description = c.string(data.get("description", ""), "description")
+    start = c.choice(data.get("start", "l2"), "start", STARTS, "start state")
+    maxphyaddr = c.integer(data.get("maxphyaddr", DEFAULT_MAXPHYADDR), "maxphyaddr", 32, 52)
+
+    t = c.table(data, "l1_apic", ("irr", "isr", "tmr", "tpr", "spurious_vector"))
+    l1_apic = L1Apic(
+        irr=c.vector_set(t.get("irr", []), "l1_apic.irr"),
+        isr=c.vector_set(t.get("isr", []), "l1_apic.isr"),
+        tmr=c.vector_set(t.get("tmr", []), "l1_apic.tmr"),
+        tpr=c.integer(t.get("tpr", 0), "l1_apic.tpr", 0, 255),
+        spurious_vector=c.vector(t.get("spurious_vector", 0xFF), "l1_apic.spurious_vector"),
+    )
+
+    t = c.table(data, "vmcs12", (*_VMCS12_BOOLS, "posted_intr_nv", "posted_intr_desc_addr"))
+    vmcs12 = Vmcs12Controls(
+        **{k: c.boolean(t.get(k, False), f"vmcs12.{k}") for k in _VMCS12_BOOLS},
+        posted_intr_nv=c.integer(t.get("posted_intr_nv", 0), "vmcs12.posted_intr_nv",
+                                 0, 0xFFFF, " (a 16-bit field)"),
+        posted_intr_desc_addr=c.integer(t.get("posted_intr_desc_addr", 0),
+                                        "vmcs12.posted_intr_desc_addr", 0, (1 << 64) - 1,
+                                        " (a 64-bit address)"),
+    )
+
+    t = c.table(data, "pid", ("pir", "on", "sn", "nv", "ndst"))
+    pid = PidState(
+        pir=c.vector_set(t.get("pir", []), "pid.pir"),
+        on=c.boolean(t.get("on", False), "pid.on"),
+        sn=c.boolean(t.get("sn", False), "pid.sn"),
+        nv=c.vector(t.get("nv", 0), "pid.nv"),
+        ndst=c.integer(t.get("ndst", 0), "pid.ndst", 0, 0xFFFFFFFF, " (a 32-bit field)"),
+    )
+
+    t = c.table(data, "l2", ("virr", "visr", "vtpr", "rvi", "svi", "rflags_if"))
+    l2 = L2State(
+        virr=c.vector_set(t.get("virr", []), "l2.virr"),
+        visr=c.vector_set(t.get("visr", []), "l2.visr"),
+        vtpr=c.integer(t.get("vtpr", 0), "l2.vtpr", 0, 255),
+        rvi=c.vector(t.get("rvi", 0), "l2.rvi"),
+        svi=c.vector(t.get("svi", 0), "l2.svi"),
+        rflags_if=c.boolean(t.get("rflags_if", False), "l2.rflags_if"),
+    )
+
+    events = _parse_events(c, data)
+    if start == "l2":
+        failure = vmcs12.entry_check_failure(maxphyaddr)
+        if failure is not None:
+            key, reason = failure
+            c.fail(f"vmcs12.{key}", f"{reason} (SDM 26.2.1.1); a scenario that starts in L2 "
+                                    "needs a vmcs12 that passed the VM-entry checks: fix it, or "
+                                    "set start = \"l1\" and add a vm_entry event")
+        if isinstance(events[0], VmEntryEvent):
+            c.fail("events[0].kind", "vm_entry while L2 runs; set start = \"l1\" to begin "
+                                     "with L1 running")
+    expect = _parse_expect(c, data) if "expect" in data else None
+    return Scenario(name=name, path=path, description=description, start=start,
+                    maxphyaddr=maxphyaddr, l1_apic=l1_apic, vmcs12=vmcs12, pid=pid, l2=l2,
+                    events=events, expect=expect)
+
+
+def _parse_events(c: _Checker, data: dict) -> tuple[Event, ...]:
+    raw = data.get("events")
+    if raw is None:
+        c.fail("events", "no events; add at least one [[events]] table")
+    if not isinstance(raw, list) or not all(isinstance(e, dict) for e in raw):
+        c.fail("events", f"expected an array of tables ([[events]]), got {_describe(raw)}")
+    if not raw:
+        c.fail("events", "no events; add at least one [[events]] table")
+    kinds = tuple(_EVENT_FIELDS)
+    events = []
+    for i, entry in enumerate(raw):
+        where = f"events[{i}]"
+        if "kind" not in entry:
+            c.fail(where, f"missing required key 'kind'; allowed kinds: {', '.join(kinds)}")
+        kind = c.choice(entry["kind"], f"{where}.kind", kinds, "event kind")
+        fields = _EVENT_FIELDS[kind]
+        c.known_keys(entry, where, ("kind", *fields))
+        for name in fields:
+            if name not in entry:
+                c.fail(where, f"missing required key '{name}' for kind '{kind}'")
+        values: dict[str, Any] = {}
+        if "vector" in fields:
+            vector = c.vector(entry["vector"], f"{where}.vector")
+            if kind == "interrupt" and vector < 16:
+                c.fail(f"{where}.vector", f"vector {vector} is illegal for an interrupt (0-15 are "
+                                          "never delivered, SDM 10.5.2); allowed: 16-255")
+            values["vector"] = vector
+        if "route" in fields:
+            values["route"] = c.choice(entry["route"], f"{where}.route", ROUTES, "route")
+        if "value" in fields:
+            values["value"] = c.integer(entry["value"], f"{where}.value", 0, 255)
+        events.append(EVENT_KINDS[kind](**values))
+    return tuple(events)
+
+
+def _parse_expect(c: _Checker, data: dict) -> Expect:
+    t = c.table(data, "expect", ("vmexit", "vmentry_error", "l1_apic", "pid", "l2"))
+    checks: list[tuple[str, Any]] = []
+    if "vmexit" in t:
+        checks.append(("vmexit", _parse_expected_vmexit(c, t["vmexit"])))
+    if "vmentry_error" in t:
+        value = t["vmentry_error"]
+        if value == "none":
+            checks.append(("vmentry_error", None))
+        elif isinstance(value, int) and not isinstance(value, bool):
+            checks.append(("vmentry_error",
+                           c.integer(value, "expect.vmentry_error", 0, 0xFFFFFFFF)))
+        else:
+            c.fail("expect.vmentry_error",
+                   f"expected \"none\" or a VM-instruction error number, got {_describe(value)}")
+    sub_tables = {
+        "l1_apic": {"irr": "set", "isr": "set", "ppr": "u8"},
+        "pid": {"pir": "set", "on": "bool", "sn": "bool"},
+        "l2": {"virr": "set", "visr": "set", "rvi": "u8", "svi": "u8", "vppr": "u8",
+               "delivered": "list"},
+    }
+    for table_name, spec in sub_tables.items():
+        prefix = f"expect.{table_name}"
+        if table_name not in t:
+            continue
+        sub = t[table_name]
+        if not isinstance(sub, dict):
+            c.fail(prefix, f"expected a table ([{prefix}]), got {_describe(sub)}")
+        c.known_keys(sub, prefix, tuple(spec))
+        for key, kind in spec.items():
+            if key not in sub:
+                continue
+            value, where = sub[key], f"{prefix}.{key}"
+            if kind == "set":
+                parsed: Any = c.vector_set(value, where)
+            elif kind == "list":
+                parsed = tuple(c.vector_list(value, where, unique=False))
+            elif kind == "bool":
+                parsed = c.boolean(value, where)
+            else:
+                parsed = c.integer(value, where, 0, 255)
+            checks.append((f"{table_name}.{key}", parsed))
+    if not checks:
+        c.fail("expect", "the table is empty; name at least one field to check, e.g. "
+                         "vmexit = \"none\"")
+    return Expect(tuple(checks))
+
+
+def _parse_expected_vmexit(c: _Checker, value: Any) -> VmExit | None:
+    key = "expect.vmexit"
+    if value == "none":
+        return None
+    if not isinstance(value, dict):
+        c.fail(key, f"expected \"none\" or {{ reason = N, intr_info = N }}, got "
+                    f"{_describe(value)}")
+    c.known_keys(value, key, ("reason", "intr_info", "qualification"))
+    for required in ("reason", "intr_info"):
+        if required not in value:
+            c.fail(key, f"missing required key '{required}'")
+    return VmExit(
+        reason=c.integer(value["reason"], f"{key}.reason", 0, 0xFFFF),
+        intr_info=c.integer(value["intr_info"], f"{key}.intr_info", 0, 0xFFFFFFFF),
+        qualification=c.integer(value.get("qualification", 0), f"{key}.qualification", 0,
+                                (1 << 64) - 1),
+    )
