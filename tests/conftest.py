@@ -1,0 +1,56 @@
+"""Shared fixtures: vCPUs of the software model in standard nested states."""
+
+import pytest
+
+from software_model import KernelVersion, environment
+from software_model.constants import (
+    CPU_BASED_ACTIVATE_SECONDARY_CONTROLS,
+    CPU_BASED_TPR_SHADOW,
+    PIN_BASED_EXT_INTR_MASK,
+    PIN_BASED_POSTED_INTR,
+    SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY,
+    VM_EXIT_ACK_INTR_ON_EXIT,
+)
+from software_model.state import PiDesc, Vcpu, Vmcs12
+
+DESC_ADDR = 0x10000
+VAPIC_ADDR = 0x20000
+NV = 0xFF
+
+
+def pi_vmcs12(**changes) -> Vmcs12:
+    """vmcs12 of kvm-unit-tests' vmx_posted_interrupts_test: PI with NV 0xff, VID, ack."""
+    fields = dict(
+        pin_based_vm_exec_control=PIN_BASED_EXT_INTR_MASK | PIN_BASED_POSTED_INTR,
+        cpu_based_vm_exec_control=CPU_BASED_TPR_SHADOW | CPU_BASED_ACTIVATE_SECONDARY_CONTROLS,
+        secondary_vm_exec_control=SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY,
+        vm_exit_controls=VM_EXIT_ACK_INTR_ON_EXIT,
+        posted_intr_nv=NV,
+        posted_intr_desc_addr=DESC_ADDR,
+        virtual_apic_page_addr=VAPIC_ADDR,
+        guest_rflags_if=True,
+    )
+    fields.update(changes)
+    return Vmcs12(**fields)
+
+
+def vcpu_in_l2(version: KernelVersion, vmcs12: Vmcs12 | None = None, *, pir=(0x41,),
+               on=True) -> Vcpu:
+    """A vCPU running L2 (quiescent) with the nested descriptor holding ``pir``."""
+    vcpu = environment.new_vcpu(version)
+    desc = vcpu.memory.map_pi_desc(DESC_ADDR)
+    desc.pir = sum(1 << v for v in pir)
+    desc.on = on
+    desc.nv = NV
+    environment.start_in_l2(vcpu, vmcs12 or pi_vmcs12())
+    vcpu.log.clear()
+    return vcpu
+
+
+def nested_desc(vcpu: Vcpu) -> PiDesc:
+    return vcpu.memory.pi_descs[DESC_ADDR]
+
+
+@pytest.fixture(params=list(KernelVersion), ids=lambda v: v.value)
+def version(request) -> KernelVersion:
+    return request.param
