@@ -39,7 +39,7 @@ from .constants import (
     VMXERR_ENTRY_INVALID_CONTROL_FIELD,
 )
 from .posted_intr import pi_find_highest_vector, pi_test_and_clear_on, pi_test_on
-from .state import POSTED_INTR_NV_INVALID, NestedExit, Request, Vcpu, Vmcs12
+from .state import NestedExit, Request, Vcpu, Vmcs12
 from .version import KernelVersion
 
 __all__ = [

@@ -15,18 +15,19 @@ from dataclasses import dataclass, field
 from .version import KernelVersion
 
 __all__ = [
+    "POSTED_INTR_NV_INVALID",
     "ApicPage",
+    "ExceptionState",
     "GuestMemory",
     "Lapic",
     "NestedExit",
     "NestedVmx",
-    "POSTED_INTR_NV_INVALID",
     "PiDesc",
     "Request",
     "Vcpu",
+    "VcpuMode",
     "Vmcs",
     "Vmcs12",
-    "VcpuMode",
 ]
 
 #: ``vmx->nested.posted_intr_nv`` is a u16; -1 stored into it reads back as 0xffff.
