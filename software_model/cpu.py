@@ -8,8 +8,9 @@ those rules to the VMCS objects KVM programs, so that each modelled KVM version'
 includes what L2 would observe. Clause IDs are those of ``spec/sdm.md`` section 9.
 
 Assumptions shared with the hardware model: a delivered virtual interrupt runs L2's handler to
-its IRET without an EOI (EOIs are explicit ``l2_eoi`` events), so delivery repeats while a
-virtual interrupt is recognized; L1 runs with RFLAGS.IF = 0 between its VM entries, so vmcs01
+its IRET without an EOI (EOIs are explicit ``l2_eoi`` events). Recognition ceases after a
+delivery and is re-armed only by the next evaluation (SDM 29.2.1), so each evaluation delivers
+at most one virtual interrupt. L1 runs with RFLAGS.IF = 0 between its VM entries, so vmcs01
 never delivers to L1. KVM's "immediate exit" uses a zero VMX-preemption timer, whose VM exit has
 priority over virtual-interrupt delivery.
 """
@@ -67,11 +68,13 @@ def _delivery_unblocked(vcpu: Vcpu, vmcs: Vmcs) -> bool:
 
 
 def deliver_pending_virtual_interrupts(vcpu: Vcpu, vmcs: Vmcs) -> None:
-    """VID-7: deliver recognized virtual interrupts through the guest IDT while unblocked."""
+    """Evaluate (VID-4), then deliver the recognized virtual interrupt through the guest IDT
+    if delivery is unblocked (VID-6, VID-7). "The logical processor ceases recognition of a
+    pending virtual interrupt following the delivery of a virtual interrupt" (SDM 29.2.2)."""
     if not _has_vid(vmcs):
         return
     page = vmcs.virtual_apic
-    while _delivery_unblocked(vcpu, vmcs) and evaluate_pending_virtual_interrupts(vmcs):
+    if _delivery_unblocked(vcpu, vmcs) and evaluate_pending_virtual_interrupts(vmcs):
         vector = vmcs.rvi
         page.isr |= 1 << vector
         page.ppr = vector & 0xF0

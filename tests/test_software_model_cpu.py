@@ -68,6 +68,20 @@ def test_delivery_follows_vid_7_and_nests_by_class():
     assert vcpu.vmcs02.guest_intr_status == 0x9351  # SVI 0x93, RVI = hsb(VIRR) = 0x51
 
 
+def test_recognition_ceases_after_one_delivery_even_with_a_stale_rvi():
+    """C9-like state: RVI 0x93 below hsb(VIRR) 0xe1. One evaluation delivers one interrupt;
+    0xe1 (class above the new VPPR 0x90) waits for the next evaluation (SDM 29.2.2)."""
+    vcpu = vcpu_in_l2(POST, pir=())
+    page = l2_page(vcpu)
+    page.irr = 1 << 0x93 | 1 << 0xE1
+    vcpu.vmcs02.guest_intr_status = 0x0093
+    cpu.vm_entry(vcpu, immediate_exit=False)
+    assert vcpu.l2_delivered == [0x93]
+    assert vcpu.vmcs02.rvi == 0xE1 and page.ppr == 0x90
+    cpu.tpr_virtualization(vcpu, vcpu.vmcs02, 0)  # an evaluation event
+    assert vcpu.l2_delivered == [0x93, 0xE1]
+
+
 def test_no_delivery_with_if_clear_or_interrupt_window_exiting():
     vcpu = vcpu_in_l2(POST, pir=())
     l2_page(vcpu).irr = 1 << 0x80
