@@ -1,0 +1,206 @@
+"""Virtual-interrupt delivery state of one virtual-APIC page (SDM 29.1-29.2; clauses VID-1..12
+of ``spec/sdm.md`` section 9.4).
+
+Never add ``from __future__ import annotations`` here: it breaks ``Component`` ports.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .lapic import highest_set_bit
+from .layouts import GuestIntrStatus
+
+__all__ = ["VirtualInterrupt"]
+
+
+def _ppr_virtualization(vtpr, svi):
+    """VID-3: VPPR := VTPR if VTPR[7:4] >= SVI[7:4], else SVI & F0H."""
+    return Mux(vtpr[4:8] >= svi[4:8], vtpr, Cat(Const(0, 4), svi[4:8]))
+
+
+class VirtualInterrupt(wiring.Component):
+    """VIRR, VISR, VTPR, VPPR and the guest interrupt status (RVI, SVI) with evaluation and
+    delivery of pending virtual interrupts, EOI, TPR and self-IPI virtualization, and the
+    posted-interrupt merge port.
+
+    Timing contract: strobes are sampled at the rising edge; every operation's effects,
+    including the evaluation it triggers (VID-5), are visible after that edge. Recognition
+    (``recognized``) is a register: set or cleared only by an evaluation (VID-4), cleared by a
+    delivery ("ceases recognition ... following the delivery", SDM 29.2.2). A recognized
+    interrupt is delivered at the first edge where ``rflags_if`` is 1 and ``blocking`` and
+    ``intr_window_exiting`` are 0 (VID-6); ``delivered`` then pulses for one cycle with the
+    vector. At most one of ``vm_entry``, ``eoi``, ``tpr_write``, ``self_ipi`` and ``merge``
+    per cycle (one instruction or one posted-interrupt step at a time); ``evaluate`` may come
+    with ``merge``. Operations and delivery are exclusive: a delivery waits for a cycle with no
+    operation.
+
+    Members
+    -------
+    load : ``In(1)``, ``load_virr``/``load_visr`` : ``In(256)``, ``load_vtpr`` : ``In(8)``,
+    ``load_status`` : ``In(GuestIntrStatus)``
+        State preload (VMM writes to the page and the VMCS); wins over every other input.
+    vid_enable : ``In(1)``
+        The "virtual-interrupt delivery" VM-execution control.
+    intr_window_exiting : ``In(1)``
+    rflags_if, blocking : ``In(1)``
+        Guest RFLAGS.IF; STI or MOV-SS blocking.
+    vm_entry : ``In(1)``
+        VM entry (VID-11): RVI/SVI are already in ``status``; PPR virtualization, evaluation.
+    eoi : ``In(1)``, ``eoi_exit_bitmap`` : ``In(256)``
+        EOI virtualization (VID-8); an EOI-induced exit pulses ``eoi_exit`` with the vector.
+    tpr_write : ``In(1)``, ``tpr_value`` : ``In(8)``, ``tpr_threshold`` : ``In(4)``
+        TPR virtualization (VID-9); with VID = 0, ``tpr_below_threshold`` pulses when
+        VTPR[7:4] < threshold.
+    self_ipi : ``In(1)``, ``self_ipi_vector`` : ``In(8)``
+        Self-IPI virtualization (VID-10).
+    merge : ``In(1)``, ``merge_bits`` : ``In(256)``, ``merge_rvi`` : ``In(1)``,
+    ``merge_rvi_vector`` : ``In(8)``
+        Posted-interrupt steps 5 and 6: VIRR |= ``merge_bits``; with ``merge_rvi``,
+        RVI := max(RVI, ``merge_rvi_vector``).
+    evaluate : ``In(1)``
+        Posted-interrupt step 7: evaluate pending virtual interrupts after this edge's merge.
+    virr, visr : ``Out(256)``; ``vtpr``, ``vppr`` : ``Out(8)``
+    status : ``Out(GuestIntrStatus)``
+    recognized : ``Out(1)``
+    delivered : ``Out(1)``, ``delivered_vector`` : ``Out(8)``
+    eoi_exit : ``Out(1)``, ``eoi_exit_vector`` : ``Out(8)``
+    tpr_below_threshold : ``Out(1)``
+    """
+
+    load: In(1)
+    load_virr: In(256)
+    load_visr: In(256)
+    load_vtpr: In(8)
+    load_status: In(GuestIntrStatus)
+    vid_enable: In(1)
+    intr_window_exiting: In(1)
+    rflags_if: In(1)
+    blocking: In(1)
+    vm_entry: In(1)
+    eoi: In(1)
+    eoi_exit_bitmap: In(256)
+    tpr_write: In(1)
+    tpr_value: In(8)
+    tpr_threshold: In(4)
+    self_ipi: In(1)
+    self_ipi_vector: In(8)
+    merge: In(1)
+    merge_bits: In(256)
+    merge_rvi: In(1)
+    merge_rvi_vector: In(8)
+    evaluate: In(1)
+
+    virr: Out(256)
+    visr: Out(256)
+    vtpr: Out(8)
+    vppr: Out(8)
+    status: Out(GuestIntrStatus)
+    recognized: Out(1)
+    delivered: Out(1)
+    delivered_vector: Out(8)
+    eoi_exit: Out(1)
+    eoi_exit_vector: Out(8)
+    tpr_below_threshold: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        rvi, svi = self.status.rvi, self.status.svi
+
+        # next-state values, defaulting to "unchanged"
+        virr_n = Signal(256)
+        visr_n = Signal(256)
+        vtpr_n = Signal(8)
+        vppr_n = Signal(8)
+        rvi_n = Signal(8)
+        svi_n = Signal(8)
+        do_evaluate = Signal()
+        m.d.comb += [
+            virr_n.eq(self.virr), visr_n.eq(self.visr), vtpr_n.eq(self.vtpr),
+            vppr_n.eq(self.vppr), rvi_n.eq(rvi), svi_n.eq(svi),
+        ]
+
+        # hsb of VISR without SVI (EOI virtualization) and of VIRR without RVI (delivery)
+        visr_after_eoi = Signal(256)
+        m.d.comb += visr_after_eoi.eq(self.visr & ~(Const(1, 256) << svi))
+        visr_any, visr_hsb = highest_set_bit(m, visr_after_eoi, "visr_eoi")
+        virr_after_delivery = Signal(256)
+        m.d.comb += virr_after_delivery.eq(self.virr & ~(Const(1, 256) << rvi))
+        virr_any, virr_hsb = highest_set_bit(m, virr_after_delivery, "virr_dlv")
+
+        operation = self.vm_entry | self.eoi | self.tpr_write | self.self_ipi | self.merge
+        deliver = Signal()
+        m.d.comb += deliver.eq(self.recognized & self.vid_enable & self.rflags_if & ~self.blocking
+                               & ~self.intr_window_exiting & ~operation)
+        eoi_exit = Signal()
+        tpr_below = Signal()
+
+        with m.If(self.vm_entry):  # VID-11
+            m.d.comb += [vppr_n.eq(_ppr_virtualization(self.vtpr, svi)), do_evaluate.eq(1)]
+        with m.Elif(self.eoi):  # VID-8
+            new_svi = Mux(visr_any, visr_hsb, 0)
+            m.d.comb += [
+                visr_n.eq(visr_after_eoi),
+                svi_n.eq(new_svi),
+                vppr_n.eq(_ppr_virtualization(self.vtpr, new_svi)),
+            ]
+            with m.If(self.eoi_exit_bitmap.bit_select(svi, 1)):
+                m.d.comb += eoi_exit.eq(1)
+            with m.Else():
+                m.d.comb += do_evaluate.eq(1)
+        with m.Elif(self.tpr_write):  # VID-9
+            m.d.comb += vtpr_n.eq(self.tpr_value)
+            with m.If(self.vid_enable):
+                m.d.comb += [vppr_n.eq(_ppr_virtualization(self.tpr_value, svi)),
+                             do_evaluate.eq(1)]
+            with m.Elif(self.tpr_value[4:8] < self.tpr_threshold):
+                m.d.comb += tpr_below.eq(1)
+        with m.Elif(self.self_ipi):  # VID-10
+            m.d.comb += [
+                virr_n.eq(self.virr | (Const(1, 256) << self.self_ipi_vector)),
+                rvi_n.eq(Mux(self.self_ipi_vector > rvi, self.self_ipi_vector, rvi)),
+                do_evaluate.eq(1),
+            ]
+        with m.Elif(self.merge):  # posted-interrupt steps 5, 6 (and 7 with `evaluate`)
+            m.d.comb += virr_n.eq(self.virr | self.merge_bits)
+            with m.If(self.merge_rvi & (self.merge_rvi_vector > rvi)):
+                m.d.comb += rvi_n.eq(self.merge_rvi_vector)
+            m.d.comb += do_evaluate.eq(self.evaluate)
+        with m.Elif(self.evaluate):
+            m.d.comb += do_evaluate.eq(1)
+        with m.Elif(deliver):  # VID-7
+            m.d.comb += [
+                visr_n.eq(self.visr | (Const(1, 256) << rvi)),
+                svi_n.eq(rvi),
+                vppr_n.eq(Cat(Const(0, 4), rvi[4:8])),
+                virr_n.eq(virr_after_delivery),
+                rvi_n.eq(Mux(virr_any, virr_hsb, 0)),
+            ]
+
+        # VID-4, on the values after this edge's operation
+        recognize = Signal()
+        m.d.comb += recognize.eq(~self.intr_window_exiting & (rvi_n[4:8] > vppr_n[4:8]))
+
+        m.d.sync += [
+            self.delivered.eq(0), self.eoi_exit.eq(0), self.tpr_below_threshold.eq(0),
+        ]
+        with m.If(self.load):
+            m.d.sync += [
+                self.virr.eq(self.load_virr), self.visr.eq(self.load_visr),
+                self.vtpr.eq(self.load_vtpr), self.status.eq(self.load_status),
+                self.vppr.eq(0), self.recognized.eq(0),
+            ]
+        with m.Else():
+            m.d.sync += [
+                self.virr.eq(virr_n), self.visr.eq(visr_n), self.vtpr.eq(vtpr_n),
+                self.vppr.eq(vppr_n), rvi.eq(rvi_n), svi.eq(svi_n),
+                self.eoi_exit.eq(eoi_exit), self.eoi_exit_vector.eq(svi),
+                self.tpr_below_threshold.eq(tpr_below),
+            ]
+            with m.If(do_evaluate):
+                m.d.sync += self.recognized.eq(recognize)
+            with m.Elif(deliver):
+                m.d.sync += [
+                    self.recognized.eq(0), self.delivered.eq(1), self.delivered_vector.eq(rvi),
+                ]
+        return m
