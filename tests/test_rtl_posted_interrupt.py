@@ -172,3 +172,9 @@ def test_pi_9_random_interleavings_with_random_latency():
         assert left | posted == posted  # only late posts remain in PIR
         for v in posts.values():  # PI-9: no posted bit is lost
             assert (harvested | left) >> v & 1
+
+
+def test_pi_17_nv_and_vectors_below_16_are_merged_like_any_other():
+    pir = 1 << 0xF0 | 1 << 0x05 | 1 << 0x00
+    rec = run_unit(descriptor(pir, nv=0xF0))
+    assert rec["harvested"] == pir and rec["rvi"] == [(1, 0xF0)]

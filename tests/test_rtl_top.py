@@ -238,3 +238,16 @@ def test_ext_5_6_vm_entry_checks():
     assert entry_result(PI_CONTROLS, addr=DESC + 0x20) == fail  # misaligned
     assert entry_result(PI_CONTROLS, addr=1 << 46) == fail  # beyond MAXPHYADDR
     assert entry_result(PI_CONTROLS, addr=(1 << 46) - 4096) == ok
+
+
+def test_ext_2_exit_regardless_of_rflags_if_without_posted_interrupts():
+    controls = {"pin_based": {"ext_intr_exiting": 1}, "proc_based": {}, "secondary": {},
+                "exit_controls": {"ack_intr_on_exit": 1}}
+
+    async def tb(b):
+        await b.setup(controls=controls, rflags_if=0)
+        b.ctx.set(b.dut.blocking, 1)
+        await b.accept(0x70)
+        await b.tick(2)
+        assert b.events[0] == ("vmexit", 0x80000070)
+    run(tb)

@@ -187,3 +187,20 @@ def test_merge_c7_c8_pir_bits_and_rvi_max():
         assert status(ctx, dut) == (0x05, 0)  # C7: merged, RVI < 16, never recognized
         assert ctx.get(dut.recognized) == 0
     run(tb)
+
+
+def test_vid_5_only_the_listed_operations_evaluate():
+    """A merge without `evaluate` raises RVI but recognizes nothing (VID-5: "No other
+    operations do so, even if they modify RVI or VPPR"); a load neither."""
+    async def tb(ctx, dut):
+        await load(ctx, dut, virr=bits(0x80), rvi=0x80)
+        assert ctx.get(dut.recognized) == 0
+        ctx.set(dut.merge_rvi_vector, 0x90)
+        await strobe(ctx, dut, "merge", merge_bits=bits(0x90), merge_rvi=1, evaluate=0)
+        assert status(ctx, dut) == (0x90, 0) and ctx.get(dut.recognized) == 0
+        await ctx.tick()
+        assert ctx.get(dut.delivered) == 0
+        ctx.set(dut.merge, 0)
+        await strobe(ctx, dut, "evaluate")
+        assert ctx.get(dut.recognized) == 1
+    run(tb)
