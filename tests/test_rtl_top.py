@@ -251,3 +251,43 @@ def test_ext_2_exit_regardless_of_rflags_if_without_posted_interrupts():
         await b.tick(2)
         assert b.events[0] == ("vmexit", 0x80000070)
     run(tb)
+
+
+def test_c2_nv_first_then_the_lower_vector_exits():
+    async def tb(b):
+        await b.setup(irr=bits(0xFF, 0x50), rflags_if=0)
+        await b.tick(12)
+        kinds = [e[0] for e in b.events]
+        assert kinds == ["trace", "vmexit", "trace"]
+        assert b.events[0][1].decision == Decision.POSTED_INTERRUPT
+        assert b.events[1] == ("vmexit", 0x80000050)
+        assert (b.ctx.get(b.dut.irr), b.ctx.get(b.dut.isr)) == (0, bits(0x50))
+    run(tb, seed_memory())
+
+
+def test_c17_level_triggered_nv_step_4_eoi_sends_the_eoi_message():
+    async def tb(b):
+        await b.setup(rflags_if=0)
+        b.ctx.set(b.dut.accept.level, 1)
+        await b.accept(0xFF)
+        b.ctx.set(b.dut.accept.level, 0)
+        messages = []
+        for _ in range(12):
+            await b.tick()
+            if b.ctx.get(b.dut.eoi_message):
+                messages.append(b.ctx.get(b.dut.eoi_message_vector))
+        assert messages == [0xFF]
+        assert (b.ctx.get(b.dut.isr), b.ctx.get(b.dut.tmr)) == (0, bits(0xFF))
+    run(tb, seed_memory())
+
+
+def test_c18_spurious_vector_equal_to_nv_never_starts_processing():
+    """INTA is issued only while INTR is asserted, so the spurious vector never reaches the
+    NV comparison; a masked NV with SVR == NV does nothing."""
+    async def tb(b):
+        b.ctx.set(b.dut.spurious_vector, 0xFF)
+        await b.setup(irr=bits(0xFF), tpr=0xF0)
+        await b.tick(10)
+        assert b.events == [] and b.ctx.get(b.dut.state) == PathState.NON_ROOT
+    memory = run(tb, seed_memory())
+    assert memory.log == []
