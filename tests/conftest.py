@@ -54,3 +54,20 @@ def nested_desc(vcpu: Vcpu) -> PiDesc:
 @pytest.fixture(params=list(KernelVersion), ids=lambda v: v.value)
 def version(request) -> KernelVersion:
     return request.param
+
+
+def simulate(dut, testbench, setup=None):
+    """Run ``await testbench(ctx)`` on ``dut`` under amaranth.sim with a 100 MHz clock;
+    ``setup(ctx)`` (if given) drives idle inputs first."""
+    from amaranth.sim import Simulator
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+
+    async def bench(ctx):
+        if setup is not None:
+            setup(ctx)
+        await testbench(ctx)
+
+    sim.add_testbench(bench)
+    sim.run()

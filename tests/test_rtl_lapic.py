@@ -4,9 +4,10 @@ C23 of spec/sdm.md, with exact values. Each test names the clauses it checks."""
 import random
 
 import pytest
-from amaranth.sim import Simulator
 
 from rtl.lapic import LocalApic
+
+from .conftest import simulate
 
 
 def bits(*vectors):
@@ -15,14 +16,7 @@ def bits(*vectors):
 
 def run(testbench):
     dut = LocalApic()
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-
-    async def bench(ctx):
-        await testbench(ctx, dut)
-
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, lambda ctx: testbench(ctx, dut))
 
 
 async def load(ctx, dut, irr=0, isr=0, tmr=0, tpr=0):

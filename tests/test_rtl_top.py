@@ -1,11 +1,11 @@
 """rtl/top.py InterruptPath under amaranth.sim: the external-interrupt decision (EXT-1..6,
 PI-2..5, PI-16, VID-12), the seed, and the decision trace port, with exact values."""
 
-from amaranth.sim import Simulator
-
 from cosim.memory import WordMemory
 from rtl.memory import MemOp
 from rtl.top import Decision, InterruptPath, PathState
+
+from .conftest import simulate
 
 DESC = 0x10000
 PI_CONTROLS = {
@@ -77,14 +77,7 @@ class Bench:
 def run(testbench, memory=None):
     dut = InterruptPath()
     memory = memory or WordMemory()
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-
-    async def bench(ctx):
-        await testbench(Bench(ctx, dut, memory))
-
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, lambda ctx: testbench(Bench(ctx, dut, memory)))
     return memory
 
 

@@ -1,9 +1,9 @@
 """rtl/virtual_interrupt.py VirtualInterrupt under amaranth.sim: clauses VID-1..12 and corner
 cases C7, C8, C15, C16, C24 of spec/sdm.md, with exact values."""
 
-from amaranth.sim import Simulator
-
 from rtl.virtual_interrupt import VirtualInterrupt
+
+from .conftest import simulate
 
 
 def bits(*vectors):
@@ -12,16 +12,12 @@ def bits(*vectors):
 
 def run(testbench):
     dut = VirtualInterrupt()
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
 
-    async def bench(ctx):
+    def setup(ctx):
         ctx.set(dut.vid_enable, 1)
         ctx.set(dut.rflags_if, 1)
-        await testbench(ctx, dut)
 
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, lambda ctx: testbench(ctx, dut), setup)
 
 
 async def load(ctx, dut, virr=0, visr=0, vtpr=0, rvi=0, svi=0):
