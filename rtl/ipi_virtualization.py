@@ -1,7 +1,7 @@
 """The IPI-virtualization sender (SDM 30.1.6 pseudocode quoted in KVM commit 6e0b456547f4, with
 the SDM guards; clauses IPIV-1..9 of ``spec/sdm.md`` section 9.5).
 
-Never add ``from __future__ import annotations`` here: it breaks ``Component`` ports.
+Never enable postponed evaluation of annotations (PEP 563) here: it breaks ``Component`` ports.
 """
 
 from amaranth.hdl import Module, Mux, Signal

@@ -1,7 +1,7 @@
 """The local APIC's interrupt-acceptance and acknowledge path (SDM 10.8, 10.9; clauses
 APIC-1..14 of ``spec/sdm.md`` section 9.1).
 
-Never add ``from __future__ import annotations`` here: it breaks ``Component`` ports.
+Never enable postponed evaluation of annotations (PEP 563) here: it breaks ``Component`` ports.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal

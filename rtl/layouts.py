@@ -5,7 +5,7 @@ status, 24.6.1 pin-based controls, 24.6.2 processor-based controls, 24.7.1 VM-ex
 24.9.2 VM-exit interruption information, 29.6 posted-interrupt descriptor; Linux
 ``arch/x86/include/asm/posted_intr.h`` (``struct pi_desc``) for SN, NV and NDST.
 
-Never add ``from __future__ import annotations`` here: it empties ``data.Struct`` layouts.
+Never enable postponed evaluation of annotations (PEP 563) here: it empties ``data.Struct`` layouts.
 """
 
 from amaranth.hdl import unsigned

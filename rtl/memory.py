@@ -1,7 +1,7 @@
 """The memory port: 64-bit reads, writes and atomic read-modify-writes that the memory
 performs indivisibly (``DESIGN.md`` section 3).
 
-Never add ``from __future__ import annotations`` here: it breaks ``Signature`` members.
+Never enable postponed evaluation of annotations (PEP 563) here: it breaks ``Signature`` members.
 """
 
 from amaranth.lib import enum, wiring

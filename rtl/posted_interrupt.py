@@ -2,7 +2,7 @@
 section 9.3). Steps 1-2 (acknowledge, compare with NV) are the caller's: the VM-exit logic
 starts this unit only on a match.
 
-Never add ``from __future__ import annotations`` here: it breaks ``Component`` ports.
+Never enable postponed evaluation of annotations (PEP 563) here: it breaks ``Component`` ports.
 """
 
 from amaranth.hdl import Module, Signal

@@ -2,7 +2,7 @@
 VM-exit decision with posted-interrupt processing, virtual-interrupt delivery and the VM-entry
 checks (SDM 25.2, 26.2.1.1, 27.2.2, 29.6; clauses EXT-1..6, PI-2..5, PI-16).
 
-Never add ``from __future__ import annotations`` here: it breaks ``Component`` ports.
+Never enable postponed evaluation of annotations (PEP 563) here: it breaks ``Component`` ports.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal

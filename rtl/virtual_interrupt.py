@@ -1,7 +1,7 @@
 """Virtual-interrupt delivery state of one virtual-APIC page (SDM 29.1-29.2; clauses VID-1..12
 of ``spec/sdm.md`` section 9.4).
 
-Never add ``from __future__ import annotations`` here: it breaks ``Component`` ports.
+Never enable postponed evaluation of annotations (PEP 563) here: it breaks ``Component`` ports.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
