@@ -391,7 +391,3 @@ def test_l2_without_ext_interrupt_exiting_gets_the_interrupt_injected(version):
     assert vcpu.nested_exits == []
     assert vcpu.l2_delivered == [0x66]
     assert vcpu.apic.regs.isr == 1 << 0x66  # acked in L1's APIC (EXT-1: through L2's IDT)
-
-
-def test_desc_address_constant_is_the_scenario_default():
-    assert DESC_ADDR == 0x10000
