@@ -17,7 +17,7 @@ from rtl.memory import MemOp
 from rtl.top import InterruptPath, PathState
 
 from .memory import WordMemory
-from .outcome import L1ApicOutcome, L2Outcome, Outcome, PidOutcome, VmExit
+from .outcome import L1ApicOutcome, L2Outcome, Outcome, PidOutcome, VmExit, bitmap, vectors
 from .scenario import (
     EoiEvent,
     InterruptEvent,
@@ -37,18 +37,12 @@ SETTLE_CYCLES = 12
 MAX_CYCLES_PER_EVENT = 400
 
 
-def _bits(vectors) -> int:
-    return sum(1 << v for v in vectors)
-
 
 def _desc_addr(scenario: Scenario) -> int:
     """The descriptor's word address (a misaligned address fails the VM-entry checks, so the
     hardware never accesses it; the record then shows the scenario's values)."""
     return scenario.vmcs12.posted_intr_desc_addr & ~0x7
 
-
-def _vectors(bitmap: int) -> frozenset[int]:
-    return frozenset(v for v in range(256) if bitmap >> v & 1)
 
 
 class _Harness:
@@ -61,13 +55,7 @@ class _Harness:
     async def tick(self) -> bool:
         """One clock cycle with the memory served; returns whether anything happened."""
         ctx, dut = self.ctx, self.dut
-        ctx.set(dut.mem.ready, 0)
-        active = bool(ctx.get(dut.mem.valid))
-        if active:
-            old = self.memory.perform(MemOp(ctx.get(dut.mem.op)), ctx.get(dut.mem.addr),
-                                      ctx.get(dut.mem.data), ctx.get(dut.mem.compare))
-            ctx.set(dut.mem.ready, 1)
-            ctx.set(dut.mem.rdata, old)
+        active = self.memory.respond(ctx, dut.mem)
         await ctx.tick()
         if ctx.get(dut.vmexit):
             info = ctx.get(dut.exit_intr_info).as_value().value
@@ -112,12 +100,12 @@ class _Harness:
         ctx.set(dut.spurious_vector, s.l1_apic.spurious_vector)
         ctx.set(dut.rflags_if, s.l2.rflags_if)
         ctx.set(dut.load, 1)
-        ctx.set(dut.load_irr, _bits(s.l1_apic.irr))
-        ctx.set(dut.load_isr, _bits(s.l1_apic.isr))
-        ctx.set(dut.load_tmr, _bits(s.l1_apic.tmr))
+        ctx.set(dut.load_irr, bitmap(s.l1_apic.irr))
+        ctx.set(dut.load_isr, bitmap(s.l1_apic.isr))
+        ctx.set(dut.load_tmr, bitmap(s.l1_apic.tmr))
         ctx.set(dut.load_tpr, s.l1_apic.tpr)
-        ctx.set(dut.load_virr, _bits(s.l2.virr))
-        ctx.set(dut.load_visr, _bits(s.l2.visr))
+        ctx.set(dut.load_virr, bitmap(s.l2.virr))
+        ctx.set(dut.load_visr, bitmap(s.l2.visr))
         ctx.set(dut.load_vtpr, s.l2.vtpr)
         ctx.set(dut.load_status, {"rvi": s.l2.rvi, "svi": s.l2.svi})
         ctx.set(dut.load_non_root, 0)
@@ -160,10 +148,10 @@ class _Harness:
         return Outcome(
             vmexit=exits[-1] if exits else None,
             vmentry_error=errors[-1] if errors else None,
-            l1_apic=L1ApicOutcome(irr=_vectors(ctx.get(dut.irr)), isr=_vectors(ctx.get(dut.isr)),
+            l1_apic=L1ApicOutcome(irr=vectors(ctx.get(dut.irr)), isr=vectors(ctx.get(dut.isr)),
                                   ppr=ctx.get(dut.ppr)),
-            pid=PidOutcome(pir=_vectors(desc["pir"]), on=desc["on"], sn=desc["sn"]),
-            l2=L2Outcome(virr=_vectors(ctx.get(dut.virr)), visr=_vectors(ctx.get(dut.visr)),
+            pid=PidOutcome(pir=vectors(desc["pir"]), on=desc["on"], sn=desc["sn"]),
+            l2=L2Outcome(virr=vectors(ctx.get(dut.virr)), visr=vectors(ctx.get(dut.visr)),
                          rvi=status.rvi, svi=status.svi, vppr=ctx.get(dut.vppr),
                          delivered=tuple(self.delivered)),
         )
@@ -175,7 +163,7 @@ def run_hardware(scenario: Scenario) -> tuple[Outcome, ...]:
     dut = InterruptPath()
     memory = WordMemory()
     p = scenario.pid
-    memory.store_descriptor(_desc_addr(scenario), _bits(p.pir), p.on, p.sn, p.nv, p.ndst)
+    memory.store_descriptor(_desc_addr(scenario), bitmap(p.pir), p.on, p.sn, p.nv, p.ndst)
     outcomes: list[Outcome] = []
 
     async def bench(ctx):

@@ -20,7 +20,7 @@ from software_model.constants import (
 )
 from software_model.state import ApicPage, PiDesc, Vcpu, Vmcs12
 
-from .outcome import L1ApicOutcome, L2Outcome, Outcome, PidOutcome, VmExit
+from .outcome import L1ApicOutcome, L2Outcome, Outcome, PidOutcome, VmExit, bitmap, vectors
 from .scenario import (
     EoiEvent,
     Event,
@@ -36,12 +36,6 @@ from .scenario import (
 __all__ = ["KvmReference", "ModelRun", "run_model"]
 
 
-def _bits(vectors) -> int:
-    return sum(1 << v for v in vectors)
-
-
-def _vectors(bitmap: int) -> frozenset[int]:
-    return frozenset(v for v in range(256) if bitmap >> v & 1)
 
 
 def _virtual_apic_page_addr(desc_addr: int) -> int:
@@ -65,7 +59,7 @@ class KvmReference:
         self._seen_errors = 0
         a = scenario.l1_apic
         regs = vcpu.apic.regs
-        regs.irr, regs.isr, regs.tmr = _bits(a.irr), _bits(a.isr), _bits(a.tmr)
+        regs.irr, regs.isr, regs.tmr = bitmap(a.irr), bitmap(a.isr), bitmap(a.tmr)
         regs.tpr = a.tpr
         vcpu.apic.spurious_vector = a.spurious_vector
 
@@ -92,10 +86,10 @@ class KvmReference:
         )
         p = scenario.pid
         if vcpu.memory.is_backed(self.desc_addr):
-            vcpu.memory.pi_descs[self.desc_addr] = PiDesc(pir=_bits(p.pir), on=p.on, sn=p.sn,
+            vcpu.memory.pi_descs[self.desc_addr] = PiDesc(pir=bitmap(p.pir), on=p.on, sn=p.sn,
                                                          nv=p.nv, ndst=p.ndst)
-        vcpu.memory.apic_pages[self.vapic_addr] = ApicPage(irr=_bits(l2.virr),
-                                                           isr=_bits(l2.visr), tpr=l2.vtpr)
+        vcpu.memory.apic_pages[self.vapic_addr] = ApicPage(irr=bitmap(l2.virr),
+                                                           isr=bitmap(l2.visr), tpr=l2.vtpr)
         if scenario.start == "l2":
             environment.start_in_l2(vcpu, vmcs12)
         else:
@@ -139,7 +133,7 @@ class KvmReference:
             vmexit = VmExit(reason=e.reason, intr_info=e.intr_info, qualification=e.qualification)
         regs = vcpu.apic.regs
         desc = vcpu.memory.pi_descs.get(self.desc_addr)
-        pid = (PidOutcome(pir=_vectors(desc.pir), on=desc.on, sn=desc.sn) if desc is not None
+        pid = (PidOutcome(pir=vectors(desc.pir), on=desc.on, sn=desc.sn) if desc is not None
                else PidOutcome(pir=self.scenario.pid.pir, on=self.scenario.pid.on,
                                sn=self.scenario.pid.sn))
         page = vcpu.memory.apic_pages[self.vapic_addr]
@@ -147,10 +141,10 @@ class KvmReference:
         return Outcome(
             vmexit=vmexit,
             vmentry_error=errors[-1] if errors else None,
-            l1_apic=L1ApicOutcome(irr=_vectors(regs.irr | vcpu.pi_desc.pir),
-                                  isr=_vectors(regs.isr), ppr=regs.ppr),
+            l1_apic=L1ApicOutcome(irr=vectors(regs.irr | vcpu.pi_desc.pir),
+                                  isr=vectors(regs.isr), ppr=regs.ppr),
             pid=pid,
-            l2=L2Outcome(virr=_vectors(page.irr), visr=_vectors(page.isr), rvi=status & 0xFF,
+            l2=L2Outcome(virr=vectors(page.irr), visr=vectors(page.isr), rvi=status & 0xFF,
                          svi=status >> 8, vppr=page.ppr, delivered=tuple(vcpu.l2_delivered)),
         )
 
@@ -176,11 +170,9 @@ def run_model(scenario: Scenario, version: KernelVersion) -> ModelRun:
     """Run every event of ``scenario`` through the model at ``version``."""
     ref = KvmReference(scenario, version)
     outcomes, traces = [], []
+    before = 0  # start-up steps belong to the first event's explanation
     for event in scenario.events:
-        before = len(ref.vcpu.log)
         outcomes.append(ref.apply(event))
         traces.append(tuple(ref.vcpu.log[before:]))
-    # start-up effects belong to the first event's explanation too
-    start_log = tuple(ref.vcpu.log[:len(ref.vcpu.log) - sum(len(t) for t in traces)])
-    traces[0] = start_log + traces[0]
+        before = len(ref.vcpu.log)
     return ModelRun(scenario, version, tuple(outcomes), tuple(traces))

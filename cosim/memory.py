@@ -16,6 +16,18 @@ class WordMemory:
         self.words: dict[int, int] = {}
         self.log: list[tuple[str, int, int, int]] = []  # (op, addr, old, new)
 
+    def respond(self, ctx, port) -> bool:
+        """Serve ``port`` (an ``rtl.memory.MemorySignature`` initiator seen from an amaranth.sim
+        testbench) with zero wait for the coming edge; returns whether a request was served."""
+        ctx.set(port.ready, 0)
+        if not ctx.get(port.valid):
+            return False
+        old = self.perform(MemOp(ctx.get(port.op)), ctx.get(port.addr), ctx.get(port.data),
+                           ctx.get(port.compare))
+        ctx.set(port.ready, 1)
+        ctx.set(port.rdata, old)
+        return True
+
     def read(self, addr: int) -> int:
         return self.words.get(addr, 0)
 

@@ -8,7 +8,20 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 __all__ = ["FIELDS", "L1ApicOutcome", "L2Outcome", "Outcome", "PidOutcome", "VmExit",
-           "differences", "to_json"]
+           "bitmap", "differences", "to_json", "vectors"]
+
+
+def bitmap(vectors) -> int:
+    """A 256-bit register value from a set of vectors (bit v = vector v)."""
+    value = 0
+    for v in vectors:
+        value |= 1 << v
+    return value
+
+
+def vectors(value: int) -> frozenset[int]:
+    """The set of vectors whose bits are set in a 256-bit register value."""
+    return frozenset(v for v in range(256) if value >> v & 1)
 
 
 @dataclass(frozen=True, kw_only=True)

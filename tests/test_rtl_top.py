@@ -2,7 +2,6 @@
 PI-2..5, PI-16, VID-12), the seed, and the decision trace port, with exact values."""
 
 from cosim.memory import WordMemory
-from rtl.memory import MemOp
 from rtl.top import Decision, InterruptPath, PathState
 
 from .conftest import simulate
@@ -30,12 +29,7 @@ class Bench:
     async def tick(self, n=1):
         ctx, dut = self.ctx, self.dut
         for _ in range(n):
-            ctx.set(dut.mem.ready, 0)
-            if ctx.get(dut.mem.valid):
-                old = self.memory.perform(MemOp(ctx.get(dut.mem.op)), ctx.get(dut.mem.addr),
-                                          ctx.get(dut.mem.data), ctx.get(dut.mem.compare))
-                ctx.set(dut.mem.ready, 1)
-                ctx.set(dut.mem.rdata, old)
+            self.memory.respond(ctx, dut.mem)
             await ctx.tick()
             if ctx.get(dut.vmexit):
                 self.events.append(("vmexit", ctx.get(dut.exit_intr_info).as_value().value))
