@@ -171,6 +171,9 @@ class InterruptPath(wiring.Component):
         m.submodules.pi = pi = PostedInterruptUnit()
         m.submodules.vapic = vapic = VirtualInterrupt()
 
+        # "virtual-interrupt delivery" is in effect only with the secondary controls activated
+        vid = self.secondary.virt_intr_delivery & self.proc_based.secondary_ctls
+
         # --- wiring ---------------------------------------------------------------------------
         connect(m, flipped(self.accept), lapic.accept)
         connect(m, flipped(self.mem), pi.mem)
@@ -189,7 +192,7 @@ class InterruptPath(wiring.Component):
             vapic.load.eq(self.load), vapic.load_virr.eq(self.load_virr),
             vapic.load_visr.eq(self.load_visr), vapic.load_vtpr.eq(self.load_vtpr),
             vapic.load_status.eq(self.load_status),
-            vapic.vid_enable.eq(self.secondary.virt_intr_delivery),
+            vapic.vid_enable.eq(vid),
             vapic.intr_window_exiting.eq(self.proc_based.intr_window_exiting),
             vapic.rflags_if.eq(self.rflags_if & (self.state != PathState.ROOT)),
             vapic.blocking.eq(self.blocking),
@@ -204,7 +207,6 @@ class InterruptPath(wiring.Component):
         ]
 
         # --- VM-entry checks (SDM 26.2.1.1; EXT-5, EXT-6) ------------------------------------
-        vid = self.secondary.virt_intr_delivery & self.proc_based.secondary_ctls
         ppi = self.pin_based.posted_intr
         addr = self.posted_intr_desc_addr
         addr_beyond = Signal()
@@ -220,11 +222,8 @@ class InterruptPath(wiring.Component):
         vector = lapic.inta.vector
         nv_match = Signal()
         m.d.comb += nv_match.eq(ppi & (vector == self.posted_intr_nv[0:8]))
-        vid_delivering = Signal()  # VID-12: a virtual interrupt goes first
-        m.d.comb += vid_delivering.eq(vapic.recognized & self.rflags_if & ~self.blocking
-                                      & ~self.proc_based.intr_window_exiting & vid)
-        take = Signal()
-        m.d.comb += take.eq((self.state == PathState.NON_ROOT) & lapic.intr & ~vid_delivering)
+        take = Signal()  # VID-12: a deliverable virtual interrupt goes first
+        m.d.comb += take.eq((self.state == PathState.NON_ROOT) & lapic.intr & ~vapic.deliverable)
         trace_pending = Signal(DecisionRecord)
 
         # deliveries through L2's IDT: virtual-interrupt delivery, or EXT-1 (registered pulses)

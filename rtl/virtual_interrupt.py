@@ -63,6 +63,9 @@ class VirtualInterrupt(wiring.Component):
     virr, visr : ``Out(256)``; ``vtpr``, ``vppr`` : ``Out(8)``
     status : ``Out(GuestIntrStatus)``
     recognized : ``Out(1)``
+    deliverable : ``Out(1)``
+        Combinational: recognized, VID on and delivery unblocked (VID-6); the delivery happens
+        at the next edge with no operation. The VM-exit logic uses it for VID-12.
     delivered : ``Out(1)``, ``delivered_vector`` : ``Out(8)``
     eoi_exit : ``Out(1)``, ``eoi_exit_vector`` : ``Out(8)``
     tpr_below_threshold : ``Out(1)``
@@ -97,6 +100,7 @@ class VirtualInterrupt(wiring.Component):
     vppr: Out(8)
     status: Out(GuestIntrStatus)
     recognized: Out(1)
+    deliverable: Out(1)
     delivered: Out(1)
     delivered_vector: Out(8)
     eoi_exit: Out(1)
@@ -129,9 +133,10 @@ class VirtualInterrupt(wiring.Component):
         virr_any, virr_hsb = highest_set_bit(m, virr_after_delivery, "virr_dlv")
 
         operation = self.vm_entry | self.eoi | self.tpr_write | self.self_ipi | self.merge
+        m.d.comb += self.deliverable.eq(self.recognized & self.vid_enable & self.rflags_if
+                                        & ~self.blocking & ~self.intr_window_exiting)
         deliver = Signal()
-        m.d.comb += deliver.eq(self.recognized & self.vid_enable & self.rflags_if & ~self.blocking
-                               & ~self.intr_window_exiting & ~operation)
+        m.d.comb += deliver.eq(self.deliverable & ~operation)
         eoi_exit = Signal()
         tpr_below = Signal()
 

@@ -77,6 +77,12 @@ def test_control_bits_match_the_kernel_encodings():
     assert bit(EXIT_CONTROLS, "ack_intr_on_exit") == kvm.VM_EXIT_ACK_INTR_ON_EXIT
 
 
+def test_vm_instruction_error_matches_the_kernel():
+    from rtl.top import VMXERR_ENTRY_INVALID_CONTROL_FIELD
+
+    assert VMXERR_ENTRY_INVALID_CONTROL_FIELD == kvm.VMXERR_ENTRY_INVALID_CONTROL_FIELD == 7
+
+
 def test_exit_reasons():
     assert ExitReason.EXTERNAL_INTERRUPT.value == kvm.EXIT_REASON_EXTERNAL_INTERRUPT == 1
     assert (ExitReason.VIRTUALIZED_EOI.value, ExitReason.APIC_WRITE.value) == (45, 56)

@@ -278,3 +278,18 @@ def test_c18_spurious_vector_equal_to_nv_never_starts_processing():
         assert b.events == [] and b.ctx.get(b.dut.state) == PathState.NON_ROOT
     memory = run(tb, seed_memory())
     assert memory.log == []
+
+
+def test_vid_bit_without_activated_secondary_controls_is_not_in_effect():
+    """The VM-entry checks and virtual-interrupt delivery read the same effective VID: with
+    the secondary controls not activated, VID is off and nothing is delivered at entry."""
+    controls = {"pin_based": {"ext_intr_exiting": 1}, "proc_based": {"use_tpr_shadow": 1},
+                "secondary": {"virt_intr_delivery": 1}, "exit_controls": {}}
+
+    async def tb(b):
+        await b.setup(controls=controls, virr=bits(0x80), rvi=0x80, non_root=0)
+        await b.strobe("vm_entry")
+        await b.tick(3)
+        assert b.events == [] and b.ctx.get(b.dut.state) == PathState.NON_ROOT
+        assert b.ctx.get(b.dut.virr) == bits(0x80)
+    run(tb)
