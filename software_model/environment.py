@@ -173,8 +173,7 @@ def vm_entry(vcpu: Vcpu) -> None:
     if vcpu.guest_mode:
         vcpu.trace("vm_entry: L2 is running, L1 cannot execute VMLAUNCH; event has no effect")
         return
-    launch = nested.get_vmcs12(vcpu).launch_state == 0
-    if nested.nested_vmx_run(vcpu, launch) > 0:
+    if nested.nested_vmx_run(vcpu) > 0:
         x86.vcpu_run(vcpu)
 
 

@@ -571,11 +571,12 @@ def nested_vmx_enter_non_root_mode(vcpu: Vcpu, from_vmentry: bool) -> int:
     return NVMX_VMENTRY_SUCCESS
 
 
-def nested_vmx_run(vcpu: Vcpu, launch: bool) -> int:
+def nested_vmx_run(vcpu: Vcpu) -> int:
     """Emulate VMLAUNCH/VMRESUME: consistency checks, then enter L2 with
     ``nested_run_pending``. Returns 1 (continue running the vCPU) like the kernel.
 
-    Only the APIC-virtualization control checks are modelled among the consistency checks;
+    Only the APIC-virtualization control checks are modelled among the consistency checks, so
+    the kernel's ``launch`` argument (the VMLAUNCH-vs-VMRESUME launch-state check) is omitted;
     the guest activity state is always "active".
     """
     vmx_n = vcpu.nested
