@@ -1,10 +1,16 @@
 """A Python model of memory for the RTL memory port (``rtl.memory``): sparse 64-bit words,
 each operation indivisible; other agents (a second CPU posting, L1 software) act between
-operations through the same methods."""
+operations through the same methods, at any cycle.
+
+:class:`MemoryResponder` serves the port of a simulated design through a
+:class:`~cosim.bench.Bench`, so the same responder runs under amaranth.sim and cocotb.
+"""
+
+from collections.abc import Callable
 
 from rtl.memory import MemOp
 
-__all__ = ["WordMemory"]
+__all__ = ["MemoryResponder", "WordMemory"]
 
 MASK = (1 << 64) - 1
 
@@ -15,18 +21,6 @@ class WordMemory:
     def __init__(self):
         self.words: dict[int, int] = {}
         self.log: list[tuple[str, int, int, int]] = []  # (op, addr, old, new)
-
-    def respond(self, ctx, port) -> bool:
-        """Serve ``port`` (an ``rtl.memory.MemorySignature`` initiator seen from an amaranth.sim
-        testbench) with zero wait for the coming edge; returns whether a request was served."""
-        ctx.set(port.ready, 0)
-        if not ctx.get(port.valid):
-            return False
-        old = self.perform(MemOp(ctx.get(port.op)), ctx.get(port.addr), ctx.get(port.data),
-                           ctx.get(port.compare))
-        ctx.set(port.ready, 1)
-        ctx.set(port.rdata, old)
-        return True
 
     def read(self, addr: int) -> int:
         return self.words.get(addr, 0)
@@ -58,8 +52,70 @@ class WordMemory:
             self.words[addr + 8 * i] = (pir >> (64 * i)) & MASK
         self.words[addr + 32] = int(on) | int(sn) << 1 | nv << 16 | ndst << 32
 
+    def post_pir(self, addr: int, vector: int) -> None:
+        """Another agent's first posting step: PIR[vector] := 1 by a locked OR (SDM 29.6)."""
+        self.perform(MemOp.OR, addr + 8 * (vector // 64), 1 << vector % 64)
+
+    def post_on(self, addr: int) -> None:
+        """Another agent's second posting step: ON := 1 by a locked OR."""
+        self.perform(MemOp.OR, addr + 32, 1)
+
     def load_descriptor(self, addr: int) -> dict:
         pir = sum(self.read(addr + 8 * i) << (64 * i) for i in range(4))
         notify = self.read(addr + 32)
         return {"pir": pir, "on": bool(notify & 1), "sn": bool(notify >> 1 & 1),
                 "nv": notify >> 16 & 0xFF, "ndst": notify >> 32}
+
+
+class MemoryResponder:
+    """Serves a ``rtl.memory.MemorySignature`` port from a :class:`WordMemory`.
+
+    Call :meth:`serve` once per cycle, before the bench's ``tick``. A request (``valid``) waits
+    ``latency()`` cycles, drawn when it is first seen (0: performed at the coming edge); then the
+    operation is performed indivisibly, ``ready`` is driven for the coming edge and ``rdata``
+    holds the old value. ``interleave(cycle, memory)`` runs first in every cycle: other agents'
+    operations land between the port's operations, at any cycle (PI-9, C14).
+
+    Parameters
+    ----------
+    memory : WordMemory
+    prefix : str
+        The port's name prefix on the bench (``"mem"`` gives ``mem__valid`` ...).
+    latency : callable returning int, optional
+        Wait cycles for each request (default: none).
+    interleave : callable ``(cycle, memory)``, optional
+    """
+
+    def __init__(self, memory: WordMemory, prefix: str = "mem",
+                 latency: Callable[[], int] = lambda: 0,
+                 interleave: Callable[[int, WordMemory], None] | None = None):
+        self.memory = memory
+        self.prefix = prefix
+        self.latency = latency
+        self.interleave = interleave
+        self.cycle = 0
+        self.served: list[tuple[int, MemOp, int]] = []  # (cycle, op, addr) of the port's ops
+        self._wait: int | None = None
+
+    def serve(self, bench) -> bool:
+        """Serve the port for the coming edge; returns whether a request is outstanding."""
+        p = self.prefix
+        if self.interleave is not None:
+            self.interleave(self.cycle, self.memory)
+        self.cycle += 1
+        if not bench.get(f"{p}__valid"):
+            bench.set(f"{p}__ready", 0)
+            return False
+        if self._wait is None:
+            self._wait = self.latency()
+        if self._wait > 0:
+            self._wait -= 1
+            bench.set(f"{p}__ready", 0)
+            return True
+        self._wait = None
+        op, addr = MemOp(bench.get(f"{p}__op")), bench.get(f"{p}__addr")
+        old = self.memory.perform(op, addr, bench.get(f"{p}__data"), bench.get(f"{p}__compare"))
+        self.served.append((self.cycle - 1, op, addr))
+        bench.set(f"{p}__ready", 1)
+        bench.set(f"{p}__rdata", old)
+        return True

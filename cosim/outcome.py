@@ -70,6 +70,21 @@ class Outcome:
     pid: PidOutcome
     l2: L2Outcome
 
+    @classmethod
+    def from_json(cls, data: dict) -> "Outcome":
+        """The inverse of :func:`to_json` (outcomes cross the cocotb process boundary so)."""
+        exit_ = data["vmexit"]
+        a, p, l2 = data["l1_apic"], data["pid"], data["l2"]
+        return cls(
+            vmexit=None if exit_ is None else VmExit(**exit_),
+            vmentry_error=data["vmentry_error"],
+            l1_apic=L1ApicOutcome(irr=frozenset(a["irr"]), isr=frozenset(a["isr"]),
+                                  ppr=a["ppr"]),
+            pid=PidOutcome(pir=frozenset(p["pir"]), on=p["on"], sn=p["sn"]),
+            l2=L2Outcome(virr=frozenset(l2["virr"]), visr=frozenset(l2["visr"]), rvi=l2["rvi"],
+                         svi=l2["svi"], vppr=l2["vppr"], delivered=tuple(l2["delivered"])),
+        )
+
     def get(self, dotted: str) -> Any:
         """The value of a field by its dotted name (``"l2.rvi"``)."""
         value: Any = self

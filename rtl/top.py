@@ -81,8 +81,8 @@ class InterruptPath(wiring.Component):
     until the next exit, and leaves ``NON_ROOT``. ``vm_entry`` (L1's VMLAUNCH) runs the
     VM-entry checks on the controls (EXT-5, EXT-6): on failure ``entry_failed`` pulses with
     ``entry_error`` = 7; on success the path enters ``NON_ROOT`` and the virtual APIC performs
-    its VM-entry evaluation (VID-11). ``trace_valid`` pulses once per acknowledged interrupt
-    with ``trace`` (for posted-interrupt processing, when it has finished).
+    its VM-entry evaluation (VID-11). ``decision_valid`` pulses once per acknowledged interrupt
+    with ``decision`` (for posted-interrupt processing, when it has finished).
 
     Members
     -------
@@ -109,7 +109,7 @@ class InterruptPath(wiring.Component):
     eoi_message : ``Out(1)``; eoi_message_vector : ``Out(8)``
     irr, isr, tmr : ``Out(256)``; ppr, tpr : ``Out(8)``
     virr, visr : ``Out(256)``; vppr, vtpr : ``Out(8)``; status : ``Out(GuestIntrStatus)``
-    trace_valid : ``Out(1)``; trace : ``Out(DecisionRecord)``
+    decision_valid : ``Out(1)``; decision : ``Out(DecisionRecord)``
     """
 
     accept: In(AcceptSignature())
@@ -162,8 +162,8 @@ class InterruptPath(wiring.Component):
     vppr: Out(8)
     vtpr: Out(8)
     status: Out(GuestIntrStatus)
-    trace_valid: Out(1)
-    trace: Out(DecisionRecord)
+    decision_valid: Out(1)
+    decision: Out(DecisionRecord)
 
     def elaborate(self, platform):
         m = Module()
@@ -233,7 +233,7 @@ class InterruptPath(wiring.Component):
             self.delivered.eq(vapic.delivered | idt_delivered),
             self.delivered_vector.eq(Mux(vapic.delivered, vapic.delivered_vector, idt_vector)),
         ]
-        m.d.sync += [self.vmexit.eq(0), self.entry_failed.eq(0), self.trace_valid.eq(0),
+        m.d.sync += [self.vmexit.eq(0), self.entry_failed.eq(0), self.decision_valid.eq(0),
                      idt_delivered.eq(0)]
 
         def vm_exit(info):
@@ -264,7 +264,7 @@ class InterruptPath(wiring.Component):
                                 m.d.comb += lapic.inta.valid.eq(1)
                                 m.d.sync += [
                                     idt_delivered.eq(1), idt_vector.eq(vector),
-                                    self.trace_valid.eq(1), self._record(self.trace, vector,
+                                    self.decision_valid.eq(1), self._record(self.decision, vector,
                                                                          Decision.IDT_DELIVERY,
                                                                          vapic),
                                 ]
@@ -283,18 +283,18 @@ class InterruptPath(wiring.Component):
                                 vm_exit(Cat(vector,
                                             Const(InterruptionType.EXTERNAL_INTERRUPT.value, 3),
                                             Const(0, 20), Const(1, 1)))
-                                m.d.sync += [self.trace_valid.eq(1),
-                                             self._record(self.trace, vector, Decision.VM_EXIT,
+                                m.d.sync += [self.decision_valid.eq(1),
+                                             self._record(self.decision, vector, Decision.VM_EXIT,
                                                           vapic)]
                 with m.Case(PathState.POSTED):
                     with m.If(pi.done):
                         m.d.sync += [
                             self.state.eq(PathState.NON_ROOT),
-                            self.trace_valid.eq(1),
-                            self.trace.eq(trace_pending),
-                            self.trace.harvested.eq(pi.harvested),
-                            self.trace.virr_after.eq(vapic.virr),
-                            self.trace.rvi_after.eq(vapic.status.rvi),
+                            self.decision_valid.eq(1),
+                            self.decision.eq(trace_pending),
+                            self.decision.harvested.eq(pi.harvested),
+                            self.decision.virr_after.eq(vapic.virr),
+                            self.decision.rvi_after.eq(vapic.status.rvi),
                         ]
         return m
 

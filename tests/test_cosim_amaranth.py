@@ -1,4 +1,4 @@
-"""The hardware model (RTL under amaranth.sim, cosim/hardware.py) against the KVM model on the
+"""The hardware model (RTL under amaranth.sim, cosim.backends) against the KVM model on the
 shipped scenarios: post-patch and nov-2024 agree with the hardware on every field after every
 event; pre-patch diverges exactly where the patch says (spec/kvm.md section 9.2)."""
 
@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from cosim.hardware import run_hardware
+from cosim.backends import simulate
 from cosim.kvm_reference import run_model
 from cosim.outcome import differences
 from cosim.scenario import load_scenario
+from cosim.testbench import Job
 from software_model import KernelVersion
 
 SCENARIOS = sorted((Path(__file__).parent.parent / "scenarios").glob("*.toml"))
@@ -26,7 +27,8 @@ PRE_PATCH = {
 @pytest.mark.parametrize("file", SCENARIOS, ids=lambda f: f.stem)
 def test_hardware_against_each_kvm_version(file):
     scenario = load_scenario(file)
-    hardware = run_hardware(scenario)
+    (run,) = simulate([(scenario, Job(str(file)))], "amaranth")
+    hardware = run.outcomes
     assert scenario.expect.mismatches(hardware[-1]) == []
     for version in (KernelVersion.POST_PATCH, KernelVersion.NOV_2024):
         software = run_model(scenario, version).outcomes

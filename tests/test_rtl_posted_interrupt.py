@@ -7,8 +7,8 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from cosim.memory import WordMemory
-from rtl.memory import MemOp
+from cosim.bench import AmaranthBench, component_ports
+from cosim.memory import MemoryResponder, WordMemory
 from rtl.posted_interrupt import PostedInterruptUnit
 
 ADDR = 0x10000
@@ -27,39 +27,32 @@ def run_unit(memory: WordMemory, latency=lambda: 0, other_agent=None, min_cycles
     sim.add_clock(1e-8)
     record = {"eoi": [], "merge": [], "rvi": [], "order": [], "done_cycle": None}
 
+    responder = MemoryResponder(memory, latency=latency, interleave=other_agent)
+
     async def bench(ctx):
-        ctx.set(dut.desc_addr, ADDR)
-        ctx.set(dut.start, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
-        wait = None
+        b = AmaranthBench(ctx, component_ports(dut))
+        b.set("desc_addr", ADDR)
+        b.set("start", 1)
+        await b.tick()
+        b.set("start", 0)
         for cycle in range(max_cycles):
-            if other_agent is not None:
-                other_agent(cycle, memory)
-            ctx.set(dut.mem.ready, 0)
-            if ctx.get(dut.mem.valid):
-                wait = latency() if wait is None else wait
-                if wait == 0:
-                    op = MemOp(ctx.get(dut.mem.op))
-                    old = memory.perform(op, ctx.get(dut.mem.addr), ctx.get(dut.mem.data),
-                                         ctx.get(dut.mem.compare))
-                    ctx.set(dut.mem.ready, 1)
-                    ctx.set(dut.mem.rdata, old)
-                    record["order"].append(f"{op.name}@{ctx.get(dut.mem.addr) - ADDR}")
-                    wait = None
-                else:
-                    wait -= 1
-            if ctx.get(dut.eoi):
+            # amaranth.sim only: the merge port follows ``ready`` combinationally, so it is
+            # read after the responder has answered for the coming edge
+            served = len(responder.served)
+            responder.serve(b)
+            for _, op, addr in responder.served[served:]:
+                record["order"].append(f"{op.name}@{addr - ADDR}")
+            if b.get("eoi"):
                 record["eoi"].append(cycle)
                 record["order"].append("EOI")
-            if ctx.get(dut.merge):
-                record["merge"].append(ctx.get(dut.merge_bits))
-                if ctx.get(dut.evaluate):
-                    record["rvi"].append((ctx.get(dut.merge_rvi), ctx.get(dut.merge_rvi_vector)))
-            await ctx.tick()
-            if ctx.get(dut.done):
+            if b.get("merge"):
+                record["merge"].append(b.get("merge_bits"))
+                if b.get("evaluate"):
+                    record["rvi"].append((b.get("merge_rvi"), b.get("merge_rvi_vector")))
+            await b.tick()
+            if b.get("done"):
                 record["done_cycle"] = cycle + 1
-                record["harvested"] = ctx.get(dut.harvested)
+                record["harvested"] = b.get("harvested")
             if record["done_cycle"] is not None and cycle + 1 >= min_cycles:
                 return
 
@@ -133,9 +126,9 @@ def test_pi_9_c14_concurrent_post_at_every_cycle_offset_loses_no_bit(offset):
 
         def agent(cycle, mem, vector=vector):
             if cycle == offset:
-                mem.perform(MemOp.OR, ADDR + 8 * (vector // 64), 1 << (vector % 64))
+                mem.post_pir(ADDR, vector)
             if cycle == offset + 1:
-                mem.perform(MemOp.OR, ADDR + 32, 1)
+                mem.post_on(ADDR)
 
         rec = run_unit(memory, other_agent=agent, min_cycles=offset + 2)
         harvested = bool(rec["harvested"] >> vector & 1)
@@ -157,8 +150,8 @@ def test_pi_9_random_interleavings_with_random_latency():
         def agent(cycle, mem, posts=posts):
             if cycle in posts:
                 v = posts[cycle]
-                mem.perform(MemOp.OR, ADDR + 8 * (v // 64), 1 << (v % 64))
-                mem.perform(MemOp.OR, ADDR + 32, 1)
+                mem.post_pir(ADDR, v)
+                mem.post_on(ADDR)
 
         rec = run_unit(memory, latency=lambda: rng.randrange(3), other_agent=agent,
                        min_cycles=17)

@@ -1,7 +1,8 @@
 """rtl/top.py InterruptPath under amaranth.sim: the external-interrupt decision (EXT-1..6,
 PI-2..5, PI-16, VID-12), the seed, and the decision trace port, with exact values."""
 
-from cosim.memory import WordMemory
+from cosim.bench import AmaranthBench, component_ports
+from cosim.memory import MemoryResponder, WordMemory
 from rtl.top import Decision, InterruptPath, PathState
 
 from .conftest import simulate
@@ -24,12 +25,14 @@ class Bench:
 
     def __init__(self, ctx, dut, memory):
         self.ctx, self.dut, self.memory = ctx, dut, memory
+        self.bench = AmaranthBench(ctx, component_ports(dut))
+        self.responder = MemoryResponder(memory)
         self.events = []  # (kind, value) in order
 
     async def tick(self, n=1):
         ctx, dut = self.ctx, self.dut
         for _ in range(n):
-            self.memory.respond(ctx, dut.mem)
+            self.responder.serve(self.bench)
             await ctx.tick()
             if ctx.get(dut.vmexit):
                 self.events.append(("vmexit", ctx.get(dut.exit_intr_info).as_value().value))
@@ -37,8 +40,8 @@ class Bench:
                 self.events.append(("entry_failed", ctx.get(dut.entry_error)))
             if ctx.get(dut.delivered):
                 self.events.append(("delivered", ctx.get(dut.delivered_vector)))
-            if ctx.get(dut.trace_valid):
-                self.events.append(("trace", ctx.get(dut.trace)))
+            if ctx.get(dut.decision_valid):
+                self.events.append(("trace", ctx.get(dut.decision)))
 
     async def setup(self, controls=PI_CONTROLS, nv=0xFF, non_root=1, rflags_if=1, irr=0,
                     isr=0, tpr=0, virr=0, rvi=0, svi=0, vtpr=0):

