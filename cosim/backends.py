@@ -187,6 +187,7 @@ BUILT = "built"
 def _build(sim: str, waves: bool):
     """Build (or reuse) the simulation of the exported design; returns (runner, build_dir)."""
     import cocotb
+
     import rtl
 
     _simulator_env(sim)

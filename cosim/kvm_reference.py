@@ -142,7 +142,9 @@ class KvmReference:
             vmexit=vmexit,
             vmentry_error=errors[-1] if errors else None,
             l1_apic=L1ApicOutcome(irr=vectors(regs.irr | vcpu.pi_desc.pir),
-                                  isr=vectors(regs.isr), ppr=regs.ppr),
+                                  isr=vectors(regs.isr), ppr=regs.ppr,
+                                  eoi_messages=tuple(v for v, level in vcpu.apic.ioapic_eois
+                                                     if level)),
             pid=pid,
             l2=L2Outcome(virr=vectors(page.irr), visr=vectors(page.isr), rvi=status & 0xFF,
                          svi=status >> 8, vppr=page.ppr, delivered=tuple(vcpu.l2_delivered)),

@@ -38,6 +38,9 @@ class L1ApicOutcome:
     irr: frozenset[int]
     isr: frozenset[int]
     ppr: int
+    #: EOI messages to the I/O APICs so far, in order: the vectors of level-triggered
+    #: interrupts (TMR bit set) whose in-service bit an EOI cleared (SDM 10.8.5)
+    eoi_messages: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,7 +82,7 @@ class Outcome:
             vmexit=None if exit_ is None else VmExit(**exit_),
             vmentry_error=data["vmentry_error"],
             l1_apic=L1ApicOutcome(irr=frozenset(a["irr"]), isr=frozenset(a["isr"]),
-                                  ppr=a["ppr"]),
+                                  ppr=a["ppr"], eoi_messages=tuple(a["eoi_messages"])),
             pid=PidOutcome(pir=frozenset(p["pir"]), on=p["on"], sn=p["sn"]),
             l2=L2Outcome(virr=frozenset(l2["virr"]), visr=frozenset(l2["visr"]), rvi=l2["rvi"],
                          svi=l2["svi"], vppr=l2["vppr"], delivered=tuple(l2["delivered"])),
@@ -94,7 +97,7 @@ class Outcome:
 
 
 FIELDS = ("vmexit", "vmentry_error",
-          "l1_apic.irr", "l1_apic.isr", "l1_apic.ppr",
+          "l1_apic.irr", "l1_apic.isr", "l1_apic.ppr", "l1_apic.eoi_messages",
           "pid.pir", "pid.on", "pid.sn",
           "l2.virr", "l2.visr", "l2.rvi", "l2.svi", "l2.vppr", "l2.delivered")
 

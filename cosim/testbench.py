@@ -47,7 +47,7 @@ from .scenario import (
 )
 
 __all__ = ["MAX_WAIT_STATES", "SETTLE_CYCLES", "ConcurrentPost", "Delivery", "EntryFailure",
-           "Job", "PathDriver", "PathMonitor", "run_job", "run_jobs"]
+           "EoiMessage", "Job", "PathDriver", "PathMonitor", "run_job", "run_jobs"]
 
 #: Idle cycles after which the path counts as quiescent. Posted-interrupt processing is
 #: "active" for its whole run (however long the memory takes), and every other internal
@@ -74,6 +74,14 @@ class EntryFailure:
 @dataclass(frozen=True)
 class Delivery:
     """A vector delivered through L2's IDT (virtual-interrupt delivery or EXT-1)."""
+
+    vector: int
+
+
+@dataclass(frozen=True)
+class EoiMessage:
+    """L1's local APIC sends an EOI message to the I/O APICs (a level-triggered vector's EOI,
+    SDM 10.8.5): an L1 EOI, or step 4 of posted-interrupt processing."""
 
     vector: int
 
@@ -122,8 +130,8 @@ def desc_addr(scenario: Scenario) -> int:
 class PathMonitor:
     """Observes the top level: collects strobe transactions every cycle and samples the state.
 
-    ``transactions`` holds every :class:`~cosim.outcome.VmExit`, :class:`EntryFailure` and
-    :class:`Delivery` in order.
+    ``transactions`` holds every :class:`~cosim.outcome.VmExit`, :class:`EntryFailure`,
+    :class:`Delivery` and :class:`EoiMessage` in order.
     """
 
     def __init__(self, bench: Bench):
@@ -144,6 +152,9 @@ class PathMonitor:
         if b.get("delivered"):
             self.transactions.append(Delivery(b.get("delivered_vector")))
             active = True
+        if b.get("eoi_message"):
+            self.transactions.append(EoiMessage(b.get("eoi_message_vector")))
+            active = True
         return active or b.get("state") == PATH_STATE_POSTED
 
     def outcome(self, since: int, memory: WordMemory, addr: int) -> Outcome:
@@ -153,13 +164,14 @@ class PathMonitor:
         exits = [t for t in new if isinstance(t, VmExit)]
         errors = [t.error for t in new if isinstance(t, EntryFailure)]
         delivered = tuple(t.vector for t in self.transactions if isinstance(t, Delivery))
+        eois = tuple(t.vector for t in self.transactions if isinstance(t, EoiMessage))
         desc = memory.load_descriptor(addr)
         status = b.get("status")
         return Outcome(
             vmexit=exits[-1] if exits else None,
             vmentry_error=errors[-1] if errors else None,
             l1_apic=L1ApicOutcome(irr=vectors(b.get("irr")), isr=vectors(b.get("isr")),
-                                  ppr=b.get("ppr")),
+                                  ppr=b.get("ppr"), eoi_messages=eois),
             pid=PidOutcome(pir=vectors(desc["pir"]), on=desc["on"], sn=desc["sn"]),
             l2=L2Outcome(virr=vectors(b.get("virr")), visr=vectors(b.get("visr")),
                          rvi=status & 0xFF, svi=status >> 8, vppr=b.get("vppr"),

@@ -1,4 +1,4 @@
-"""pi-cosim model: output, JSON shape, exit codes (DESIGN.md section 6)."""
+"""pi-cosim model and pi-cosim replay: output, JSON shape, exit codes (DESIGN.md section 6)."""
 
 import json
 import subprocess
@@ -33,7 +33,7 @@ def test_model_json_shape(capsys):
     assert event["event"] == {"kind": "interrupt", "vector": 255, "route": "ipiv"}
     assert event["software"] == {
         "vmexit": None, "vmentry_error": None,
-        "l1_apic": {"irr": [], "isr": [], "ppr": 0},
+        "l1_apic": {"irr": [], "isr": [], "ppr": 0, "eoi_messages": []},
         "pid": {"pir": [], "on": False, "sn": False},
         "l2": {"virr": [], "visr": [65], "rvi": 0, "svi": 65, "vppr": 64, "delivered": [65]},
     }
@@ -62,3 +62,106 @@ def test_console_script_help_lists_model():
     result = subprocess.run([sys.executable, "-m", "cosim", "--help"], capture_output=True,
                             text=True, check=True)
     assert "model" in result.stdout
+
+
+# --- replay -------------------------------------------------------------------------------------
+
+SCENARIOS = Path(__file__).parent.parent / "scenarios"
+SEED_OUTCOME = {
+    "vmexit": None, "vmentry_error": None,
+    "l1_apic": {"irr": [], "isr": [], "ppr": 0, "eoi_messages": []},
+    "pid": {"pir": [], "on": False, "sn": False},
+    "l2": {"virr": [], "visr": [65], "rvi": 0, "svi": 65, "vppr": 64, "delivered": [65]},
+}
+
+
+def test_replay_json_contract(capsys):
+    """The --json shape of DESIGN.md section 6, for both versions, from one simulation."""
+    assert main(["replay", SEED, "--sim", "amaranth", "--kvm", "all", "--json"]) == 1
+    docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [d["kvm"] for d in docs] == ["pre-patch", "post-patch", "nov-2024"]
+    pre, post, _ = docs
+    assert {k: post[k] for k in ("scenario", "sim", "agree", "expect_ok", "deviations")} == {
+        "scenario": "seed-ipiv", "sim": "amaranth", "agree": True, "expect_ok": True,
+        "deviations": []}
+    assert post["events"][0]["event"] == {"kind": "interrupt", "vector": 255, "route": "ipiv"}
+    assert post["events"][0]["hardware"] == post["events"][0]["software"] == SEED_OUTCOME
+    assert post["events"][0]["differences"] == []
+    assert pre["agree"] is False and pre["expect_ok"] is True
+    event = pre["events"][0]
+    assert event["hardware"] == SEED_OUTCOME
+    assert event["software"]["vmexit"] == {"reason": 1, "intr_info": 0x800000FF,
+                                           "qualification": 0}
+    assert event["differences"] == ["vmexit", "l1_apic.isr", "l1_apic.ppr", "pid.pir", "pid.on",
+                                    "l2.visr", "l2.svi", "l2.vppr", "l2.delivered"]
+    assert event["divergences"] == event["differences"] and event["deviations"] == {}
+
+
+def test_replay_names_deviations_and_exits_0(capsys):
+    files = [str(SCENARIOS / f"{n}.toml") for n in ("nv-with-on-clear", "pir-vector-zero")]
+    assert main(["replay", *files, "--sim", "amaranth", "--json"]) == 0
+    docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(d["scenario"], d["agree"], d["deviations"]) for d in docs] == [
+        ("nv-with-on-clear", True, ["D1"]), ("pir-vector-zero", True, ["D2"])]
+    assert docs[1]["events"][0]["deviations"] == {"pid.pir": "D2", "l2.virr": "D2"}
+
+
+def test_replay_human_output_side_by_side(capsys):
+    assert main(["replay", SEED, "--sim", "amaranth", "--kvm", "pre-patch"]) == 1
+    out = capsys.readouterr().out
+    assert "hardware: amaranth, memory seed 0    software: KVM pre-patch (8c23670f2b00)" in out
+    line = next(ln for ln in out.splitlines() if "vmexit" in ln)
+    assert line.split()[:4] == ["!", "vmexit", "none", "exit"]
+    assert line.endswith("<- divergence (vmexit)")
+    assert "   result: DIVERGENCE in l1_apic.isr, l1_apic.ppr, l2.delivered" in out
+    assert main(["replay", str(SCENARIOS / "nv-with-on-clear.toml"), "--sim", "amaranth"]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if "pid.pir" in ln)
+    assert line.split()[:4] == ["~", "pid.pir", "{}", "{0x41}"]
+    assert line.endswith("<- deviation D1")
+    assert "result: AGREE with deviations D1 (nested posted-interrupt processing with ON = 0)" \
+        in out
+
+
+def test_replay_missed_expect_exits_1(tmp_path, capsys):
+    text = (SCENARIOS / "seed-ipiv.toml").read_text().replace("delivered = [0x41]",
+                                                             "delivered = [0x42]")
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text(text)
+    assert main(["replay", str(wrong), "--sim", "amaranth", "--json"]) == 1
+    (doc,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert doc["agree"] is True and doc["expect_ok"] is False
+    assert doc["expect_mismatches"] == ["l2.delivered"]
+
+
+def test_replay_bad_file_names_file_and_key(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[pid]\npir = [0x41, 300]\n')
+    assert main(["replay", SEED, str(bad), "--sim", "amaranth"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith(f"pi-cosim: error: {bad}: pid.pir")
+
+
+def test_replay_bad_arguments_exit_2():
+    for args, message in [
+        (["--sim", "modelsim"], "argument --sim: invalid choice: 'modelsim'"),
+        (["--seed", "-1"], "argument --seed: invalid seed '-1': an integer >= 0"),
+        (["--kvm", "6.9"], "argument --kvm: invalid choice: '6.9'"),
+    ]:
+        result = subprocess.run([sys.executable, "-m", "cosim", "replay", SEED, *args],
+                                capture_output=True, text=True)
+        assert result.returncode == 2, args
+        assert result.stdout == "" and result.stderr.count("\n") == 1
+        assert result.stderr.startswith(f"pi-cosim replay: error: {message}"), result.stderr
+
+
+def test_replay_missing_simulator_exits_2_with_install_hint(tmp_path):
+    """No iverilog on PATH: one line saying how to install it, exit 2."""
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "cosim", "replay", SEED, "--sim", "icarus"],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "apt-get install -y iverilog" in result.stderr and result.stdout == ""
