@@ -17,6 +17,16 @@ PRE_PATCH_MISSES = {
     "seed-ipiv": ["vmexit", "pid.pir", "pid.on", "l2.visr", "l2.svi", "l2.delivered"],
     "seed-device-post": ["vmexit", "pid.pir", "pid.on", "l2.visr", "l2.svi", "l2.delivered"],
     "nv-masked-by-tpr": ["vmexit", "l2.delivered"],
+    "nv-with-on-clear": ["vmexit", "pid.pir", "l2.delivered"],
+    "pir-vector-zero": ["vmexit", "pid.pir", "pid.on", "l2.virr"],
+    "rvi-below-virr": ["vmexit", "l2.virr", "l2.rvi"],
+}
+#: scenario -> the [expect] fields every fixed version misses: known deviations from the SDM
+#: (cosim/deviations.py; nv-level-triggered's D4 is in a field [expect] does not check)
+DEVIATION_MISSES = {
+    "nv-with-on-clear": ["pid.pir", "l2.delivered"],  # D1
+    "pir-vector-zero": ["pid.pir", "l2.virr"],  # D2
+    "rvi-below-virr": ["l2.rvi"],  # D3
 }
 
 
@@ -29,7 +39,8 @@ def test_expectations_per_version(file):
     scenario = load_scenario(file)
     assert scenario.expect is not None, "every shipped scenario states its expected outcome"
     for version in (POST, NOV):
-        assert run_model(scenario, version).expect_mismatches == [], version.value
+        assert run_model(scenario, version).expect_mismatches == \
+            DEVIATION_MISSES.get(scenario.name, []), version.value
     assert run_model(scenario, PRE).expect_mismatches == PRE_PATCH_MISSES.get(scenario.name, [])
 
 
