@@ -43,7 +43,8 @@ class SimulationFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class HardwareRun:
-    """The hardware's outcomes for one job, and the waveform dump if one was written."""
+    """The hardware's outcomes for one job, and the waveform dump if one was written (the
+    file GTKWave opens; its ``.gtkw`` save file is next to it)."""
 
     job: Job
     outcomes: tuple[Outcome, ...]
@@ -62,14 +63,15 @@ def simulate(jobs: list[tuple[Scenario, Job]], sim: str,
         results = _run(jobs, sim, None)
         return [HardwareRun(job, outcomes) for (_, job), outcomes in zip(jobs, results,
                                                                          strict=True)]
-    from .waves import dump_path, write_gtkw
+    from .waves import dump_path, finish_dump, write_gtkw
 
     runs = []
     for scenario, job in jobs:
         dump = dump_path(waves_dir, scenario.name, sim, job.seed)
         (outcomes,) = _run([(scenario, job)], sim, dump)
-        write_gtkw(dump, sim)
-        runs.append(HardwareRun(job, outcomes, dump))
+        opened = finish_dump(dump)
+        write_gtkw(opened, sim)
+        runs.append(HardwareRun(job, outcomes, opened))
     return runs
 
 
@@ -206,7 +208,8 @@ def _build(sim: str, waves: bool):
     if sim == "verilator":
         # the lint waivers (a .vlt control file is a plain command-line argument to Verilator)
         build_args = [str(Path(rtl.__file__).parent / "verilator_lint.vlt"), "-Wno-fatal"]
-        build_args += ["--trace-fst", "--trace-structs"] if waves else []
+        # with waves the runner adds --trace: VCD (FST would need liblz4's headers), turned
+        # into FST afterwards by cosim.waves where GTKWave's vcd2fst is installed
     log = build_dir / "build.log"
     try:
         runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_dir=build_dir,

@@ -1,4 +1,8 @@
-"""Shared fixtures: vCPUs of the software model in standard nested states."""
+"""Shared fixtures: vCPUs of the software model in standard nested states; amaranth.sim and
+waveform-on-failure helpers."""
+
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +75,23 @@ def simulate(dut, testbench, setup=None):
 
     sim.add_testbench(bench)
     sim.run()
+
+
+#: where failing cosimulation tests write their dumps
+WAVES_DIR = Path(__file__).resolve().parent.parent / "waveforms"
+
+
+@contextmanager
+def waves_on_failure(scenario, job, sim: str, directory: Path | None = None):
+    """On a failed assertion inside, replay ``job`` with waveforms on backend ``sim`` and
+    add the dump's path (and its ``.gtkw``) to the failure message."""
+    from cosim.backends import simulate as simulate_hardware
+
+    try:
+        yield
+    except AssertionError as exc:
+        target = directory or WAVES_DIR
+        target.mkdir(parents=True, exist_ok=True)
+        (run,) = simulate_hardware([(scenario, job)], sim, target)
+        raise AssertionError(f"{exc}\nwaveform: {run.waves} (open: gtkwave "
+                             f"{run.waves.with_suffix('.gtkw')})") from exc

@@ -17,6 +17,8 @@ from cosim.scoreboard import compare
 from cosim.testbench import Job
 from software_model import KernelVersion
 
+from .conftest import waves_on_failure
+
 SCENARIOS = sorted((Path(__file__).parent.parent / "scenarios").glob("*.toml"))
 PRE, POST, NOV = KernelVersion.PRE_PATCH, KernelVersion.POST_PATCH, KernelVersion.NOV_2024
 
@@ -64,10 +66,11 @@ def test_each_version_on_each_scenario(scenarios, amaranth_runs, version):
         deviations, divergent = EXPECTED.get(scenario.name, {}).get(
             version, ((), [()] * len(scenario.events)))
         got = (verdict.deviations, [tuple(sorted(e.divergent)) for e in verdict.events])
-        assert got == (deviations, [tuple(d) for d in divergent]), scenario.name
-        assert verdict.agree == (not any(divergent))
-        if not deviations and verdict.agree:  # agreement means no difference at all
-            assert all(e.differences == () for e in verdict.events), scenario.name
+        with waves_on_failure(scenario, run.job, "amaranth"):
+            assert got == (deviations, [tuple(d) for d in divergent]), scenario.name
+            assert verdict.agree == (not any(divergent))
+            if not deviations and verdict.agree:  # agreement means no difference at all
+                assert all(e.differences == () for e in verdict.events), scenario.name
 
 
 def test_seed_exit_information(scenarios, amaranth_runs):
@@ -94,7 +97,9 @@ def test_seed_exit_information(scenarios, amaranth_runs):
 def test_cocotb_backends_match_amaranth(scenarios, amaranth_runs, sim):
     """The same scenarios in one cocotb simulation give the same outcomes, event by event."""
     runs = simulate([(s, Job(s.path)) for s in scenarios], sim)
-    assert [r.outcomes for r in runs] == [r.outcomes for r in amaranth_runs]
+    for scenario, run, reference in zip(scenarios, runs, amaranth_runs, strict=True):
+        with waves_on_failure(scenario, run.job, sim):
+            assert run.outcomes == reference.outcomes, scenario.name
 
 
 @pytest.mark.parametrize("sim", ["amaranth", "icarus", "verilator"])
@@ -102,4 +107,6 @@ def test_memory_wait_states_do_not_change_outcomes(scenarios, amaranth_runs, sim
     """Seeds 1-3 add 0-3 wait cycles per memory request; the outcomes stay the same."""
     jobs = [(s, Job(s.path, seed=seed)) for seed in (1, 2, 3) for s in scenarios]
     runs = simulate(jobs, sim)
-    assert [r.outcomes for r in runs] == [r.outcomes for r in amaranth_runs] * 3
+    for (scenario, job), run, reference in zip(jobs, runs, amaranth_runs * 3, strict=True):
+        with waves_on_failure(scenario, job, sim):
+            assert run.outcomes == reference.outcomes, (scenario.name, job.seed)
