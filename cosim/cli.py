@@ -86,6 +86,16 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="one JSON document per scenario and version on standard output")
     replay.add_argument("--all-fields", action="store_true",
                         help="show every outcome field, not only those that changed or differ")
+
+    kut = sub.add_parser("kut", help="write the kvm-unit-tests replays as scenario files",
+                         description=(
+        "Write scenario files generated from kvm-unit-tests (spec/kvm.md section 8): "
+        "'posted-interrupts' is vmx_posted_interrupts_test (16 TPR classes x vectors "
+        "33..255 = 3568 files), 'entry-checks' the VM-entry checks of test_posted_intr and "
+        "test_virtual_intr_ctls. Replay them with: pi-cosim replay DIR/*.toml"))
+    kut.add_argument("directory", type=Path, metavar="DIR", help="where to write the files")
+    kut.add_argument("--suite", choices=["posted-interrupts", "entry-checks", "all"],
+                     default="all", help="which tests (default: all)")
     return parser
 
 
@@ -110,6 +120,8 @@ def default_sim() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
+    if args.command == "kut":
+        return _kut(args)
     try:
         scenarios = [load_scenario(f) for f in args.files]
     except ScenarioError as exc:
@@ -204,6 +216,21 @@ def _print_model(runs: list[ModelRun], all_fields: bool, trace: bool) -> None:
                                                       "misses " + ", ".join(missed)))
         print("   [expect] (the hardware outcome the author expects) " + "; ".join(verdicts))
     print()
+
+
+def _kut(args) -> int:
+    from .kut import SUITES, write_all
+
+    suites = tuple(SUITES) if args.suite == "all" else (args.suite,)
+    try:
+        paths = write_all(args.directory, suites)
+    except OSError as exc:
+        print(f"pi-cosim: error: {args.directory}: {exc.strerror}; choose a writable directory",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"wrote {len(paths)} scenario files to {args.directory} "
+          f"({', '.join(suites)}); replay: pi-cosim replay {args.directory}/*.toml")
+    return EXIT_OK
 
 
 # --- replay -----------------------------------------------------------------------------------
