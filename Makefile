@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test setup simulator clean
 
 run: setup
-	$(VENV)/bin/pi-cosim model scenarios/*.toml
+	$(VENV)/bin/pi-cosim replay scenarios/*.toml
 
 test: setup
 	$(PY) -m pytest

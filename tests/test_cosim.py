@@ -128,3 +128,30 @@ def test_memory_wait_states_do_not_change_outcomes(scenarios, amaranth_runs, sim
     for (scenario, job), run, reference in zip(jobs, runs, amaranth_runs * 3, strict=True):
         with waves_on_failure(scenario, job, sim):
             assert run.outcomes == reference.outcomes, (scenario.name, job.seed)
+
+
+@pytest.mark.parametrize("sim", ["amaranth", "icarus", "verilator"])
+def test_concurrent_posts_lose_no_bit(sim):
+    """C14 (PI-9): another agent posts 0x52 at every cycle offset of the seed's processing,
+    with and without memory wait states, all in one simulation. Each post is either harvested
+    by this processing (0x52 reaches L2) or left in PIR with ON = 1 (a new notification is
+    pending): never lost."""
+    from cosim.testbench import ConcurrentPost
+
+    scenario = load_scenario(Path(__file__).parent.parent / "scenarios" / "seed-ipiv.toml")
+    jobs = [(scenario, Job(scenario.path, seed=seed, posts=(ConcurrentPost(0, cycle, 0x52),)))
+            for seed in (0, 11) for cycle in range(0, 17)]  # both steps land within the event
+    runs = simulate(jobs, sim)
+    harvested = left = 0
+    for (_, job), run in zip(jobs, runs, strict=True):
+        (outcome,) = run.outcomes
+        l2 = outcome.l2
+        if 0x52 in outcome.pid.pir:
+            assert outcome.pid.on, job  # left behind: a notification is pending
+            assert 0x52 not in l2.virr | l2.visr
+            left += 1
+        else:
+            assert 0x52 in l2.virr | l2.visr | set(l2.delivered), job
+            harvested += 1
+        assert 0x41 in l2.virr | l2.visr | set(l2.delivered)  # the seed's own post
+    assert harvested and left  # both sides of the race were reached
