@@ -119,6 +119,14 @@ def default_sim() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # the reader (`| head`) went away: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "kut":
         return _kut(args)
@@ -185,8 +193,8 @@ def _print_model(runs: list[ModelRun], all_fields: bool, trace: bool) -> None:
         print(f"   {scenario.description.strip()}")
     width = max(18, *(len(format_value(o.get(f))) for r in runs for o in r.outcomes
                       for f in FIELDS))
-    header = "   " + "field".ljust(NAME_WIDTH) + "".join(r.version.value.ljust(width + 2)
-                                                   for r in runs)
+    header = ("   " + "field".ljust(NAME_WIDTH)
+              + "".join(r.version.value.ljust(width + 2) for r in runs)).rstrip()
     previous: list[Outcome | None] = [None] * len(runs)
     for i, event in enumerate(scenario.events):
         print(f"-- event {i}: {_describe_event(event)}")
