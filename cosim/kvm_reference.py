@@ -9,15 +9,6 @@ virtual-APIC page are placed in L1's memory), applies each event through
 from dataclasses import dataclass
 
 from software_model import KernelVersion, environment
-from software_model.constants import (
-    CPU_BASED_ACTIVATE_SECONDARY_CONTROLS,
-    CPU_BASED_INTR_WINDOW_EXITING,
-    CPU_BASED_TPR_SHADOW,
-    PIN_BASED_EXT_INTR_MASK,
-    PIN_BASED_POSTED_INTR,
-    SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY,
-    VM_EXIT_ACK_INTR_ON_EXIT,
-)
 from software_model.state import ApicPage, PiDesc, Vcpu, Vmcs12
 
 from .outcome import L1ApicOutcome, L2Outcome, Outcome, PidOutcome, VmExit, bitmap, vectors
@@ -67,17 +58,12 @@ class KvmReference:
         self.desc_addr = c.posted_intr_desc_addr
         self.vapic_addr = _virtual_apic_page_addr(c.posted_intr_desc_addr)
         l2 = scenario.l2
+        words = c.control_words()
         self.vmcs12 = vmcs12 = Vmcs12(
-            pin_based_vm_exec_control=(PIN_BASED_EXT_INTR_MASK * c.external_interrupt_exiting
-                                       | PIN_BASED_POSTED_INTR * c.process_posted_interrupts),
-            cpu_based_vm_exec_control=(CPU_BASED_TPR_SHADOW * c.tpr_shadow
-                                       | CPU_BASED_INTR_WINDOW_EXITING
-                                       * c.interrupt_window_exiting
-                                       | CPU_BASED_ACTIVATE_SECONDARY_CONTROLS
-                                       * c.virtual_interrupt_delivery),
-            secondary_vm_exec_control=(SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY
-                                       * c.virtual_interrupt_delivery),
-            vm_exit_controls=VM_EXIT_ACK_INTR_ON_EXIT * c.acknowledge_interrupt_on_exit,
+            pin_based_vm_exec_control=words["pin_based"],
+            cpu_based_vm_exec_control=words["proc_based"],
+            secondary_vm_exec_control=words["secondary"],
+            vm_exit_controls=words["exit_controls"],
             posted_intr_nv=c.posted_intr_nv,
             posted_intr_desc_addr=c.posted_intr_desc_addr,
             virtual_apic_page_addr=self.vapic_addr,

@@ -13,6 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from software_model.constants import (
+    CPU_BASED_ACTIVATE_SECONDARY_CONTROLS,
+    CPU_BASED_INTR_WINDOW_EXITING,
+    CPU_BASED_TPR_SHADOW,
+    PIN_BASED_EXT_INTR_MASK,
+    PIN_BASED_POSTED_INTR,
+    SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY,
+    VM_EXIT_ACK_INTR_ON_EXIT,
+)
+
 from .outcome import Outcome, VmExit
 
 __all__ = [
@@ -78,6 +88,22 @@ class Vmcs12Controls:
     interrupt_window_exiting: bool = False
     posted_intr_nv: int = 0
     posted_intr_desc_addr: int = 0
+
+    def control_words(self) -> dict[str, int]:
+        """The VMCS control fields these switches set, as the SDM lays them out (the same
+        bits for the KVM model's vmcs12 and the RTL's control ports): ``pin_based``,
+        ``proc_based``, ``secondary``, ``exit_controls``. VID implies "activate secondary
+        controls"."""
+        return {
+            "pin_based": (PIN_BASED_EXT_INTR_MASK * self.external_interrupt_exiting
+                          | PIN_BASED_POSTED_INTR * self.process_posted_interrupts),
+            "proc_based": (CPU_BASED_TPR_SHADOW * self.tpr_shadow
+                           | CPU_BASED_INTR_WINDOW_EXITING * self.interrupt_window_exiting
+                           | CPU_BASED_ACTIVATE_SECONDARY_CONTROLS
+                           * self.virtual_interrupt_delivery),
+            "secondary": SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY * self.virtual_interrupt_delivery,
+            "exit_controls": VM_EXIT_ACK_INTR_ON_EXIT * self.acknowledge_interrupt_on_exit,
+        }
 
     def entry_check_failure(self, maxphyaddr: int) -> tuple[str, str] | None:
         """The first VM-entry check (SDM 26.2.1.1; EXT-5, EXT-6) this vmcs12 fails, as

@@ -21,16 +21,6 @@ and preloaded, so any number of scenarios share one simulation.
 import random
 from dataclasses import dataclass
 
-from software_model.constants import (
-    CPU_BASED_ACTIVATE_SECONDARY_CONTROLS,
-    CPU_BASED_INTR_WINDOW_EXITING,
-    CPU_BASED_TPR_SHADOW,
-    PIN_BASED_EXT_INTR_MASK,
-    PIN_BASED_POSTED_INTR,
-    SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY,
-    VM_EXIT_ACK_INTR_ON_EXIT,
-)
-
 from .bench import Bench
 from .memory import MemoryResponder, WordMemory
 from .outcome import L1ApicOutcome, L2Outcome, Outcome, PidOutcome, VmExit, bitmap, vectors
@@ -226,14 +216,8 @@ class PathDriver:
         b.set("rst", 1)
         await b.tick()
         b.set("rst", 0)
-        # the control words as the SDM lays them out (rtl.layouts agrees, tests/test_rtl_layouts)
-        b.set("pin_based", PIN_BASED_EXT_INTR_MASK * c.external_interrupt_exiting
-              | PIN_BASED_POSTED_INTR * c.process_posted_interrupts)
-        b.set("proc_based", CPU_BASED_INTR_WINDOW_EXITING * c.interrupt_window_exiting
-              | CPU_BASED_TPR_SHADOW * c.tpr_shadow
-              | CPU_BASED_ACTIVATE_SECONDARY_CONTROLS * c.virtual_interrupt_delivery)
-        b.set("secondary", SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY * c.virtual_interrupt_delivery)
-        b.set("exit_controls", VM_EXIT_ACK_INTR_ON_EXIT * c.acknowledge_interrupt_on_exit)
+        for port, value in c.control_words().items():
+            b.set(port, value)
         b.set("posted_intr_nv", c.posted_intr_nv)
         b.set("posted_intr_desc_addr", c.posted_intr_desc_addr)
         b.set("maxphyaddr", s.maxphyaddr)
