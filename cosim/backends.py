@@ -11,6 +11,7 @@ A missing simulator raises :class:`SimulatorUnavailable`, whose one-line message
 install it; a simulation that fails raises :class:`SimulationFailed` with the log's path.
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -162,7 +163,10 @@ def build_root() -> Path:
     return Path(cache) / "pi-cosim"
 
 
+@functools.cache
 def _verilog() -> str:
+    """The exported design, generated once per process (Yosys takes about 2 s; every
+    ``simulate`` call, and with waveforms every job, needs it for the build key)."""
     from rtl.__main__ import generate
 
     return generate()

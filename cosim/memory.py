@@ -90,32 +90,34 @@ class MemoryResponder:
                  latency: Callable[[], int] = lambda: 0,
                  interleave: Callable[[int, WordMemory], None] | None = None):
         self.memory = memory
-        self.prefix = prefix
         self.latency = latency
         self.interleave = interleave
         self.cycle = 0
         self.served: list[tuple[int, MemOp, int]] = []  # (cycle, op, addr) of the port's ops
         self._wait: int | None = None
+        # the port names, built once (serve runs every cycle)
+        (self._valid, self._ready, self._op, self._addr, self._data, self._compare,
+         self._rdata) = (f"{prefix}__{n}" for n in ("valid", "ready", "op", "addr", "data",
+                                                     "compare", "rdata"))
 
     def serve(self, bench) -> bool:
         """Serve the port for the coming edge; returns whether a request is outstanding."""
-        p = self.prefix
         if self.interleave is not None:
             self.interleave(self.cycle, self.memory)
         self.cycle += 1
-        if not bench.get(f"{p}__valid"):
-            bench.set(f"{p}__ready", 0)
+        if not bench.get(self._valid):
+            bench.set(self._ready, 0)
             return False
         if self._wait is None:
             self._wait = self.latency()
         if self._wait > 0:
             self._wait -= 1
-            bench.set(f"{p}__ready", 0)
+            bench.set(self._ready, 0)
             return True
         self._wait = None
-        op, addr = MemOp(bench.get(f"{p}__op")), bench.get(f"{p}__addr")
-        old = self.memory.perform(op, addr, bench.get(f"{p}__data"), bench.get(f"{p}__compare"))
+        op, addr = MemOp(bench.get(self._op)), bench.get(self._addr)
+        old = self.memory.perform(op, addr, bench.get(self._data), bench.get(self._compare))
         self.served.append((self.cycle - 1, op, addr))
-        bench.set(f"{p}__ready", 1)
-        bench.set(f"{p}__rdata", old)
+        bench.set(self._ready, 1)
+        bench.set(self._rdata, old)
         return True

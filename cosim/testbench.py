@@ -21,6 +21,8 @@ and preloaded, so any number of scenarios share one simulation.
 import random
 from dataclasses import dataclass
 
+from rtl.top import PathState
+
 from .bench import Bench
 from .memory import MemoryResponder, WordMemory
 from .outcome import L1ApicOutcome, L2Outcome, Outcome, PidOutcome, VmExit, bitmap, vectors
@@ -48,7 +50,7 @@ MAX_CYCLES_PER_EVENT = 2000
 #: With a non-zero seed, every memory request waits 0..MAX_WAIT_STATES cycles.
 MAX_WAIT_STATES = 3
 
-PATH_STATE_POSTED = 2  # rtl.top.PathState.POSTED
+PATH_STATE_POSTED = PathState.POSTED.value
 
 
 # --- transactions -----------------------------------------------------------------------------
@@ -126,7 +128,7 @@ class PathMonitor:
 
     def __init__(self, bench: Bench):
         self.bench = bench
-        self.transactions: list[VmExit | EntryFailure | Delivery] = []
+        self.transactions: list[VmExit | EntryFailure | Delivery | EoiMessage] = []
 
     def sample(self) -> bool:
         """Collect this cycle's strobes; returns whether the path is active."""
