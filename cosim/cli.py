@@ -20,11 +20,12 @@ from pathlib import Path
 
 from software_model import KernelVersion
 
+from .backends import SIMS
 from .deviations import by_id
 from .kvm_reference import ModelRun, run_model
 from .outcome import FIELDS, Outcome, to_json
 from .scenario import Scenario, ScenarioError, load_scenario
-from .scoreboard import EventResult, Verdict
+from .scoreboard import Verdict
 
 __all__ = ["main"]
 
@@ -99,7 +100,6 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SIMS = ("icarus", "verilator", "amaranth")
 NAME_WIDTH = max(map(len, FIELDS)) + 2
 
 
@@ -178,6 +178,24 @@ def format_value(value) -> str:
         f" qual {value.qualification:#x}" if value.qualification else "")
 
 
+def _column_width(outcomes) -> int:
+    """The width of a value column that fits every field of ``outcomes``."""
+    return max(18, *(len(format_value(o.get(f))) for o in outcomes for f in FIELDS))
+
+
+def _row_shown(name: str, now: list[Outcome], before: list[Outcome | None],
+               all_fields: bool) -> bool:
+    """Whether a field's row is printed: with ``--all-fields``, when its value changed since
+    the previous event in some column, or, for the VM exit and VM-entry error (which belong
+    to the event), when some column has one. Differing rows are shown by the callers."""
+    values = [o.get(name) for o in now]
+    if all_fields:
+        return True
+    if name in ("vmexit", "vmentry_error"):
+        return any(v is not None for v in values)
+    return any(p is None or p.get(name) != v for p, v in zip(before, values, strict=True))
+
+
 def _describe_event(event) -> str:
     parts = [event.kind]
     for key, value in event.to_dict().items():
@@ -191,22 +209,18 @@ def _print_model(runs: list[ModelRun], all_fields: bool, trace: bool) -> None:
     print(f"== {scenario.name} ({scenario.path})")
     if scenario.description:
         print(f"   {scenario.description.strip()}")
-    width = max(18, *(len(format_value(o.get(f))) for r in runs for o in r.outcomes
-                      for f in FIELDS))
+    width = _column_width([o for r in runs for o in r.outcomes])
     header = ("   " + "field".ljust(NAME_WIDTH)
               + "".join(r.version.value.ljust(width + 2) for r in runs)).rstrip()
     previous: list[Outcome | None] = [None] * len(runs)
     for i, event in enumerate(scenario.events):
         print(f"-- event {i}: {_describe_event(event)}")
         print(header)
+        now = [r.outcomes[i] for r in runs]
         for name in FIELDS:
-            values = [r.outcomes[i].get(name) for r in runs]
+            values = [o.get(name) for o in now]
             differ = len(set(map(format_value, values))) > 1
-            changed = any(p is None or p.get(name) != v for p, v in zip(previous, values,
-                                                                         strict=True))
-            if name == "vmexit" or name == "vmentry_error":
-                changed = any(v is not None for v in values)
-            if not (all_fields or differ or changed):
+            if not (differ or _row_shown(name, now, previous, all_fields)):
                 continue
             mark = "*" if differ else " "
             print(f" {mark} {name.ljust(NAME_WIDTH)}" + "".join(format_value(v).ljust(width + 2)
@@ -215,7 +229,7 @@ def _print_model(runs: list[ModelRun], all_fields: bool, trace: bool) -> None:
             for r in runs:
                 for line in r.traces[i]:
                     print(f"     [{r.version.value}] {line}")
-        previous = [r.outcomes[i] for r in runs]
+        previous = now
     if scenario.expect is not None:
         verdicts = []
         for r in runs:
@@ -291,9 +305,8 @@ def _print_verdict(verdict: Verdict, waves, all_fields: bool, color: bool) -> No
     print(f"== {scenario.name} ({scenario.path})")
     print(f"   hardware: {verdict.sim}, memory seed {verdict.seed}    "
           f"software: KVM {verdict.version.value} ({verdict.version.commit[:12]})")
-    width = max(18, *(len(format_value(o.get(f))) for e in verdict.events
-                      for o in (e.hardware, e.software) for f in FIELDS))
-    previous: EventResult | None = None
+    width = _column_width([o for e in verdict.events for o in (e.hardware, e.software)])
+    before: list[Outcome | None] = [None, None]
     for i, e in enumerate(verdict.events):
         print(f"-- event {i}: {_describe_event(e.event)}")
         print("     " + "field".ljust(NAME_WIDTH) + "hardware".ljust(width + 2)
@@ -302,11 +315,7 @@ def _print_verdict(verdict: Verdict, waves, all_fields: bool, color: bool) -> No
         for name in FIELDS:
             hw, sw = e.hardware.get(name), e.software.get(name)
             related = [d for d in e.differences if d == name or d.startswith(name + ".")]
-            changed = previous is None or previous.hardware.get(name) != hw or \
-                previous.software.get(name) != sw
-            if name in ("vmexit", "vmentry_error"):
-                changed = hw is not None or sw is not None
-            if not (all_fields or related or changed):
+            if not (related or _row_shown(name, [e.hardware, e.software], before, all_fields)):
                 continue
             line = f"{name.ljust(NAME_WIDTH)}{format_value(hw).ljust(width + 2)}{format_value(sw)}"
             if not related:
@@ -317,7 +326,7 @@ def _print_verdict(verdict: Verdict, waves, all_fields: bool, color: bool) -> No
                 print(_paint(f"   ! {line}   <- divergence ({', '.join(related)})", "1;31", color))
             else:
                 print(_paint(f"   ~ {line}   <- deviation {', '.join(ids)}", "33", color))
-        previous = e
+        before = [e.hardware, e.software]
     if verdict.agree and not verdict.deviations:
         result = "AGREE"
     elif verdict.agree:

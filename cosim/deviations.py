@@ -34,7 +34,6 @@ class Context:
     scenario's initial state applies) and both outcomes after it."""
 
     scenario: Scenario
-    index: int
     event: Event
     before: Outcome | None
     hardware: Outcome

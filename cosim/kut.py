@@ -21,7 +21,6 @@ from pathlib import Path
 __all__ = ["KUT_COMMIT", "posted_interrupts", "posted_intr_entry_checks", "write_all"]
 
 KUT_COMMIT = "1da1819e"
-PI_VECTOR = 0xFF
 DESC_ADDR = 0x10000
 MAXPHYADDR = 46
 PAGE_SIZE = 4096
@@ -68,7 +67,7 @@ def posted_interrupts() -> Iterator[tuple[str, str]]:
 
 def _entry(name: str, what: str, valid: bool, *, ppi=True, vid=True, ack=True, ext=True,
            nv=0xFF, addr=DESC_ADDR) -> tuple[str, str]:
-    expect = "vmentry_error = 7\n" if not valid else ""
+    error = '"none"' if valid else "7"
     return f"{name}.toml", (
         f'name = "{name}"\n'
         f'description = """kvm-unit-tests {KUT_COMMIT} {what}: '
@@ -84,8 +83,7 @@ def _entry(name: str, what: str, valid: bool, *, ppi=True, vid=True, ack=True, e
         f"posted_intr_nv = {nv:#x}\n"
         f"posted_intr_desc_addr = {addr:#x}\n\n"
         '[[events]]\nkind = "vm_entry"\n\n'
-        f'[expect]\nvmexit = "none"\n{expect}'
-        + ("" if not valid else "vmentry_error = \"none\"\n"))
+        f'[expect]\nvmexit = "none"\nvmentry_error = {error}\n')
 
 
 def posted_intr_entry_checks() -> Iterator[tuple[str, str]]:

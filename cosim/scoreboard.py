@@ -101,7 +101,7 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
     """Compare the outcomes event by event and classify every difference."""
     results: list[EventResult] = []
     previous: EventResult | None = None
-    for i, (event, hw, sw) in enumerate(zip(scenario.events, hardware, software, strict=True)):
+    for event, hw, sw in zip(scenario.events, hardware, software, strict=True):
         diffs = differences(hw, sw)
         classes: dict[str, str | None] = {}
         if previous is not None:
@@ -111,8 +111,7 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
                 if (carried.get(name) is not None and hw.get(field) == previous.hardware.get(field)
                         and sw.get(field) == previous.software.get(field)):
                     classes[name] = carried[name]
-        ctx = Context(scenario, i, event, None if previous is None else previous.software,
-                      hw, sw)
+        ctx = Context(scenario, event, None if previous is None else previous.software, hw, sw)
         open_fields = {d for d in diffs if d not in classes}
         for deviation in DEVIATIONS:
             for name in deviation.explains(ctx, open_fields):

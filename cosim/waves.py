@@ -12,14 +12,24 @@ translate filter files in ``waveforms/filters`` (generated from the RTL enums by
 :func:`filter_files`; a test keeps the committed files in step with ``rtl``).
 """
 
+import functools
 import shutil
 import subprocess
 from pathlib import Path
 
 from vcd.gtkw import GTKWSave
 
-__all__ = ["FILTER_DIR", "GROUPS", "dump_path", "filter_files", "scope", "trace_names",
-           "write_gtkw"]
+__all__ = [
+    "FILTER_DIR",
+    "GROUPS",
+    "dump_path",
+    "enums",
+    "filter_files",
+    "filter_text",
+    "finish_dump",
+    "port_shapes",
+    "write_gtkw",
+]
 
 FILTER_DIR = Path(__file__).resolve().parent.parent / "waveforms" / "filters"
 
@@ -27,31 +37,50 @@ FILTER_DIR = Path(__file__).resolve().parent.parent / "waveforms" / "filters"
 #: the design "top", under the writer's "bench")
 _SCOPES = {"icarus": "pi_cosim_top", "verilator": "pi_cosim_top", "amaranth": "bench.top.top"}
 
-#: (group, [(signal relative to the top scope, width, enum filter or None)])
-GROUPS: tuple[tuple[str, tuple[tuple[str, int, str | None], ...]], ...] = (
-    ("L1 APIC", (
-        ("accept__valid", 1, None), ("accept__vector", 8, None), ("irr", 256, None),
-        ("isr", 256, None), ("tmr", 256, None), ("tpr", 8, None), ("ppr", 8, None),
-        ("lapic.intr", 1, None), ("lapic.inta__valid", 1, None),
-        ("lapic.inta__vector", 8, None), ("eoi", 1, None), ("eoi_message", 1, None),
-        ("eoi_message_vector", 8, None))),
-    ("PI unit", (
-        ("state", 3, "PathState"), ("pi.state", 3, "PiState"), ("pi.eoi", 1, None),
-        ("pi.merge", 1, None), ("pi.merge_bits", 256, None), ("pi.merge_rvi", 1, None),
-        ("pi.merge_rvi_vector", 8, None), ("pi.evaluate", 1, None), ("pi.done", 1, None),
-        ("posted_intr_nv", 16, None), ("posted_intr_desc_addr", 64, None))),
-    ("virtual APIC", (
-        ("virr", 256, None), ("visr", 256, None), ("status", 16, None), ("vppr", 8, None),
-        ("vtpr", 8, None), ("vapic.recognized", 1, None), ("delivered", 1, None),
-        ("delivered_vector", 8, None))),
-    ("VM exit", (
-        ("vmexit", 1, None), ("exit_reason", 16, "ExitReason"), ("exit_intr_info", 32, None),
-        ("entry_failed", 1, None), ("entry_error", 8, None))),
-    ("memory port", (
-        ("mem__valid", 1, None), ("mem__ready", 1, None), ("mem__op", 3, "MemOp"),
-        ("mem__addr", 64, None), ("mem__data", 64, None), ("mem__compare", 64, None),
-        ("mem__rdata", 64, None))),
+#: (group, signals): top-level ports, and ports of the submodules ``lapic``, ``pi`` and
+#: ``vapic`` (``rtl.top.InterruptPath``); widths and enums come from their signatures
+GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("L1 APIC", ("accept__valid", "accept__vector", "irr", "isr", "tmr", "tpr", "ppr",
+                 "lapic.intr", "lapic.inta__valid", "lapic.inta__vector", "eoi", "eoi_message",
+                 "eoi_message_vector")),
+    ("PI unit", ("state", "pi.state", "pi.eoi", "pi.merge", "pi.merge_bits", "pi.merge_rvi",
+                 "pi.merge_rvi_vector", "pi.evaluate", "pi.done", "posted_intr_nv",
+                 "posted_intr_desc_addr")),
+    ("virtual APIC", ("virr", "visr", "status", "vppr", "vtpr", "vapic.recognized",
+                      "delivered", "delivered_vector")),
+    ("VM exit", ("vmexit", "exit_reason", "exit_intr_info", "entry_failed", "entry_error")),
+    ("memory port", ("mem__valid", "mem__ready", "mem__op", "mem__addr", "mem__data",
+                     "mem__compare", "mem__rdata")),
 )
+
+
+@functools.cache
+def port_shapes() -> dict[str, tuple[int, type | None]]:
+    """``signal -> (width, enum or None)`` for the ports of the design and its submodules,
+    named as in :data:`GROUPS`."""
+    from amaranth.hdl import Shape
+    from amaranth.lib import wiring
+    from amaranth.lib.enum import EnumType
+
+    from rtl.lapic import LocalApic
+    from rtl.posted_interrupt import PostedInterruptUnit
+    from rtl.top import InterruptPath
+    from rtl.virtual_interrupt import VirtualInterrupt
+
+    shapes = {}
+    for prefix, component in (("", InterruptPath), ("lapic.", LocalApic),
+                              ("pi.", PostedInterruptUnit), ("vapic.", VirtualInterrupt)):
+        # the signature a Component builds from its annotations, without making an instance
+        # that would never be elaborated
+        signature = wiring.Signature({name: member for name, member
+                                      in component.__annotations__.items()
+                                      if isinstance(member, wiring.Member)})
+        for path, member in signature.members.flatten():
+            if member.is_port:
+                shape = member.shape
+                shapes[prefix + "__".join(map(str, path))] = (
+                    Shape.cast(shape).width, shape if isinstance(shape, EnumType) else None)
+    return shapes
 
 
 def dump_path(directory: Path, scenario: str, sim: str, seed: int) -> Path:
@@ -65,20 +94,6 @@ def dump_path(directory: Path, scenario: str, sim: str, seed: int) -> Path:
         if not any(p.exists() for p in taken):
             return directory / f"{name}{ext}"
         n += 1
-
-
-def scope(sim: str) -> str:
-    return _SCOPES[sim]
-
-
-def trace_names(sim: str) -> list[str]:
-    """The full names of the traces in the save file, as GTKWave knows them for this dump
-    (vectors carry their bit range)."""
-    top = _SCOPES[sim]
-    names = [f"{top}.clk", f"{top}.rst"]
-    for _, signals in GROUPS:
-        names += [_name(sim, s, w, e is not None) for s, w, e in signals]
-    return names
 
 
 def _name(sim: str, signal: str, width: int, enum: bool) -> str:
@@ -101,14 +116,14 @@ def write_gtkw(dump: Path, sim: str) -> Path:
     """Write ``DUMP.gtkw`` for the dump GTKWave opens (``dump``, already finished by
     :func:`finish_dump`): the groups of :data:`GROUPS`, enums by name (amaranth.sim's VCD
     holds enums as their names already; Verilog dumps get the translate filters)."""
-    opened = dump
     save = dump.with_suffix(".gtkw")
     top = _SCOPES[sim]
+    shapes = port_shapes()
     filters = filter_files()
     with save.open("w") as f:
         gtkw = GTKWSave(f)
         gtkw.comment(f"pi-cosim: {dump.name} ({sim}); open with: gtkwave {save.name}")
-        gtkw.dumpfile(str(opened.resolve()))
+        gtkw.dumpfile(str(dump.resolve()))
         gtkw.savefile(str(save.resolve()))
         gtkw.zoom_markers(-8.0)
         gtkw.treeopen(top)
@@ -116,13 +131,14 @@ def write_gtkw(dump: Path, sim: str) -> Path:
         gtkw.trace(f"{top}.rst", datafmt="bin")
         for group, signals in GROUPS:
             with gtkw.group(group):
-                for signal, width, enum_name in signals:
-                    name = _name(sim, signal, width, enum_name is not None)
-                    if enum_name is not None and sim == "amaranth":
+                for signal in signals:
+                    width, enum_type = shapes[signal]
+                    name = _name(sim, signal, width, enum_type is not None)
+                    if enum_type is not None and sim == "amaranth":
                         gtkw.trace(name, alias=_alias(signal), datafmt="ascii")
-                    elif enum_name is not None:
+                    elif enum_type is not None:
                         gtkw.trace(name, alias=_alias(signal), datafmt="dec",
-                                   translate_filter_file=str(filters[enum_name]))
+                                   translate_filter_file=str(filters[enum_type.__name__]))
                     else:
                         gtkw.trace(name, alias=_alias(signal),
                                    datafmt="bin" if width == 1 else "hex")
@@ -134,16 +150,6 @@ def _alias(signal: str) -> str:
     return signal.replace(".", "_")
 
 
-def _enums() -> dict:
-    from rtl.layouts import ExitReason
-    from rtl.memory import MemOp
-    from rtl.posted_interrupt import PiState
-    from rtl.top import Decision, PathState
-
-    return {"PathState": PathState, "PiState": PiState, "Decision": Decision,
-            "ExitReason": ExitReason, "MemOp": MemOp}
-
-
 def filter_text(enum_type) -> str:
     """A GTKWave translate filter: one ``VALUE NAME`` line per member, values in decimal."""
     lines = [f"# {enum_type.__module__}.{enum_type.__qualname__} (decimal values)"]
@@ -151,10 +157,17 @@ def filter_text(enum_type) -> str:
     return "\n".join(lines) + "\n"
 
 
+def enums() -> dict[str, type]:
+    """The enums of the signals in :data:`GROUPS`, by name."""
+    shapes = port_shapes()
+    return {e.__name__: e for _, signals in GROUPS for s in signals
+            if (e := shapes[s][1]) is not None}
+
+
 def filter_files() -> dict[str, Path]:
     """The committed translate filter files, by enum name (written if missing)."""
     paths = {}
-    for name, enum_type in _enums().items():
+    for name, enum_type in enums().items():
         path = FILTER_DIR / f"{name}.txt"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from cosim.backends import simulate
 from cosim.cli import main
 from cosim.scenario import load_scenario
 from cosim.testbench import Job
-from cosim.waves import FILTER_DIR, GROUPS, _enums, dump_path, filter_text
+from cosim.waves import FILTER_DIR, GROUPS, dump_path, enums, filter_text
 
 from .conftest import waves_on_failure
 
@@ -23,7 +23,9 @@ DESC = 0x10000
 
 
 def test_committed_filters_match_the_rtl_enums():
-    for name, enum_type in _enums().items():
+    assert sorted(p.stem for p in FILTER_DIR.glob("*.txt")) == sorted(enums()) == [
+        "ExitReason", "MemOp", "PathState", "PiState"]
+    for name, enum_type in enums().items():
         assert (FILTER_DIR / f"{name}.txt").read_text() == filter_text(enum_type), name
     assert (FILTER_DIR / "PiState.txt").read_text().splitlines()[1:] == [
         "0 IDLE", "1 CLEAR_ON", "2 EOI", "3 HARVEST", "4 RVI"]
