@@ -21,6 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .drain import SideRun
 from .outcome import Outcome
 from .scenario import Scenario
 from .testbench import Job, run_jobs
@@ -44,12 +45,17 @@ class SimulationFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class HardwareRun:
-    """The hardware's outcomes for one job, and the waveform dump if one was written (the
-    file GTKWave opens; its ``.gtkw`` save file is next to it)."""
+    """The hardware's run of one job (outcomes per event, the drain), and the waveform dump
+    if one was written (the file GTKWave opens; its ``.gtkw`` save file is next to it)."""
 
     job: Job
-    outcomes: tuple[Outcome, ...]
+    side: SideRun
     waves: Path | None = None
+
+    @property
+    def outcomes(self) -> tuple[Outcome, ...]:
+        """The outcome after each event applied (without the drain)."""
+        return self.side.outcomes
 
 
 def simulate(jobs: list[tuple[Scenario, Job]], sim: str,
@@ -62,21 +68,20 @@ def simulate(jobs: list[tuple[Scenario, Job]], sim: str,
         check_simulator(sim)
     if waves_dir is None:
         results = _run(jobs, sim, None)
-        return [HardwareRun(job, outcomes) for (_, job), outcomes in zip(jobs, results,
-                                                                         strict=True)]
+        return [HardwareRun(job, side) for (_, job), side in zip(jobs, results, strict=True)]
     from .waves import dump_path, finish_dump, write_gtkw
 
     runs = []
     for scenario, job in jobs:
         dump = dump_path(waves_dir, scenario.name, sim, job.seed)
-        (outcomes,) = _run([(scenario, job)], sim, dump)
+        (side,) = _run([(scenario, job)], sim, dump)
         opened = finish_dump(dump)
         write_gtkw(opened, sim)
-        runs.append(HardwareRun(job, outcomes, opened))
+        runs.append(HardwareRun(job, side, opened))
     return runs
 
 
-def _run(jobs, sim, dump: Path | None) -> list[tuple[Outcome, ...]]:
+def _run(jobs, sim, dump: Path | None) -> list[SideRun]:
     if sim == "amaranth":
         return _run_amaranth(jobs, dump)
     return _run_cocotb(jobs, sim, dump)
@@ -85,7 +90,7 @@ def _run(jobs, sim, dump: Path | None) -> list[tuple[Outcome, ...]]:
 # --- amaranth.sim -----------------------------------------------------------------------------
 
 
-def _run_amaranth(jobs, vcd: Path | None) -> list[tuple[Outcome, ...]]:
+def _run_amaranth(jobs, vcd: Path | None) -> list[SideRun]:
     from amaranth.hdl import ClockDomain, Module
     from amaranth.sim import Simulator
 
@@ -258,7 +263,7 @@ def _simulator_env(sim: str) -> None:
         os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
 
 
-def _run_cocotb(jobs, sim: str, dump: Path | None) -> list[tuple[Outcome, ...]]:
+def _run_cocotb(jobs, sim: str, dump: Path | None) -> list[SideRun]:
     from cocotb_tools.check_results import get_results
 
     runner, build_dir = _build(sim, waves=dump is not None)
@@ -291,7 +296,7 @@ def _run_cocotb(jobs, sim: str, dump: Path | None) -> list[tuple[Outcome, ...]]:
             raise SimulationFailed(_failure(sim, log, f"{failed} of {tests} cocotb tests "
                                                       "failed"))
         data = json.loads(out.read_text())
-    return [tuple(Outcome.from_json(o) for o in outcomes) for outcomes in data]
+    return [SideRun.from_json(side) for side in data]
 
 
 def _failure(sim: str, log: Path, reason) -> str:

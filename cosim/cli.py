@@ -21,7 +21,8 @@ from pathlib import Path
 from software_model import KernelVersion
 
 from .backends import SIMS
-from .deviations import by_id
+from .deviations import by_id, is_known_bug
+from .drain import MAX_DRAIN_STEPS
 from .kvm_reference import ModelRun, run_model
 from .outcome import FIELDS, Outcome, to_json
 from .scenario import Scenario, ScenarioError, load_scenario
@@ -170,6 +171,8 @@ def format_value(value) -> str:
         return "1" if value else "0"
     if isinstance(value, int):
         return f"{value:#04x}"
+    if isinstance(value, str):
+        return value.upper()
     if isinstance(value, frozenset):
         return "{" + ",".join(f"{v:#04x}" for v in sorted(value)) + "}"
     if isinstance(value, tuple):
@@ -283,10 +286,13 @@ def _replay(args, scenarios: list[Scenario], versions: list[KernelVersion]) -> i
     status = EXIT_OK
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     for scenario, run in zip(scenarios, runs, strict=True):
+        stop = None if run.side.impossible is None else run.side.impossible.index
         for version in versions:
-            software = run_model(scenario, version).outcomes
-            verdict = compare(scenario, version, sim, args.seed, run.outcomes, software)
-            if not verdict.ok:
+            software = run_model(scenario, version, until=stop).side
+            verdict = compare(scenario, version, sim, args.seed, run.side, software)
+            if verdict.impossible is not None:
+                status = EXIT_BAD_INPUT
+            elif not verdict.ok and status == EXIT_OK:
                 status = EXIT_DIVERGENCE
             if args.json:
                 print(json.dumps({**verdict.to_json(),
@@ -300,42 +306,99 @@ def _paint(text: str, code: str, color: bool) -> str:
     return f"\033[{code}m{text}\033[0m" if color else text
 
 
+def _print_comparison(part, hardware: Outcome, software: Outcome,
+                      before: list[Outcome | None], all_fields: bool, width: int,
+                      color: bool) -> None:
+    """The side-by-side rows of one event (or of the state at rest) with every differing
+    field marked: '~' a deviation, '!' a known KVM bug (named) or an unexplained
+    divergence."""
+    classes = dict(part.classes)
+    for name in FIELDS:
+        hw, sw = hardware.get(name), software.get(name)
+        related = [d for d in part.differences if d == name or d.startswith(name + ".")]
+        if not (related or _row_shown(name, [hardware, software], before, all_fields)):
+            continue
+        line = f"{name.ljust(NAME_WIDTH)}{format_value(hw).ljust(width + 2)}{format_value(sw)}"
+        if not related:
+            print("     " + line)
+            continue
+        print(_mark(line, related, classes, color))
+
+
+def _mark(line: str, related: list[str], classes: dict[str, str | None], color: bool) -> str:
+    ids = sorted({classes[d] or "" for d in related})
+    if "" in ids:
+        return _paint(f"   ! {line}   <- unexplained divergence ({', '.join(related)})", "1;31",
+                      color)
+    bugs = [i for i in ids if is_known_bug(i)]
+    if bugs:
+        return _paint(f"   ! {line}   <- known KVM bug {', '.join(bugs)}", "1;35", color)
+    return _paint(f"   ~ {line}   <- deviation {', '.join(ids)}", "33", color)
+
+
+def result_line(verdict: Verdict) -> str:
+    """The verdict in one line: AGREE, AGREE with deviations, KNOWN KVM BUG, DIVERGENCE."""
+    if verdict.impossible is not None:
+        return "IMPOSSIBLE EVENT: " + verdict.impossible.message().removeprefix(
+            "impossible event: ")
+    parts = []
+    if verdict.known_bugs:
+        parts.append("KNOWN KVM BUG " + ", ".join(f"{b} ({by_id(b).title})"
+                                                  for b in verdict.known_bugs))
+    if verdict.divergent:
+        parts.append("UNEXPLAINED DIVERGENCE in " + ", ".join(verdict.divergent))
+    if parts:
+        text = "; ".join(parts)
+    else:
+        text = "AGREE"
+    if verdict.deviations:
+        text += (" with deviations " if verdict.agree else "; deviations ") + ", ".join(
+            f"{d} ({by_id(d).title})" for d in verdict.deviations)
+    return text
+
+
 def _print_verdict(verdict: Verdict, waves, all_fields: bool, color: bool) -> None:
     scenario = verdict.scenario
     print(f"== {scenario.name} ({scenario.path})")
     print(f"   hardware: {verdict.sim}, memory seed {verdict.seed}    "
           f"software: KVM {verdict.version.value} ({verdict.version.commit[:12]})")
-    width = _column_width([o for e in verdict.events for o in (e.hardware, e.software)])
+    outcomes = [o for e in verdict.events for o in (e.hardware, e.software)]
+    if verdict.drain is not None:
+        outcomes += [verdict.drain.hardware, verdict.drain.software]
+    width = _column_width(outcomes)
+    header = "     " + "field".ljust(NAME_WIDTH) + "hardware".ljust(width + 2) + \
+        f"KVM {verdict.version.value}"
     before: list[Outcome | None] = [None, None]
     for i, e in enumerate(verdict.events):
         print(f"-- event {i}: {_describe_event(e.event)}")
-        print("     " + "field".ljust(NAME_WIDTH) + "hardware".ljust(width + 2)
-              + f"KVM {verdict.version.value}")
-        classes = dict(e.classes)
-        for name in FIELDS:
-            hw, sw = e.hardware.get(name), e.software.get(name)
-            related = [d for d in e.differences if d == name or d.startswith(name + ".")]
-            if not (related or _row_shown(name, [e.hardware, e.software], before, all_fields)):
-                continue
-            line = f"{name.ljust(NAME_WIDTH)}{format_value(hw).ljust(width + 2)}{format_value(sw)}"
-            if not related:
-                print("     " + line)
-                continue
-            ids = sorted({classes[d] or "" for d in related})
-            if "" in ids:
-                print(_paint(f"   ! {line}   <- divergence ({', '.join(related)})", "1;31", color))
-            else:
-                print(_paint(f"   ~ {line}   <- deviation {', '.join(ids)}", "33", color))
+        print(header)
+        _print_comparison(e, e.hardware, e.software, before, all_fields, width, color)
         before = [e.hardware, e.software]
-    if verdict.agree and not verdict.deviations:
-        result = "AGREE"
-    elif verdict.agree:
-        result = "AGREE with deviations " + ", ".join(
-            f"{d} ({by_id(d).title})" for d in verdict.deviations)
-    else:
-        fields = sorted({f for e in verdict.events for f in e.divergent})
-        result = "DIVERGENCE in " + ", ".join(fields)
-    print("   result: " + _paint(result, "32" if verdict.agree else "1;31", color))
+    if verdict.impossible is not None:
+        print(f"-- event {verdict.impossible.index}: "
+              f"{_describe_event(verdict.impossible.event)}")
+        print("   " + verdict.impossible.message())
+    d = verdict.drain
+    if d is not None:
+        steps = [" ".join(e.kind for e in s) or "nothing to do"
+                 for s in (d.hardware_steps, d.software_steps)]
+        print("-- drain: each side runs to rest as L1 and L2 would (L1 EOIs what is in service "
+              "and re-enters L2; L2 EOIs)")
+        print(f"     hardware: {steps[0]}")
+        print(f"     KVM:      {steps[1]}")
+        print(header)
+        _print_comparison(d, d.hardware, d.software, before, all_fields, width, color)
+        classes = dict(d.classes)
+        for check, sides in d.lost:
+            shown = ["{" + ",".join(f"{v:#04x}" for v in sorted(v)) + "}" if v else "-"
+                     for v in sides]
+            line = f"{check.ljust(NAME_WIDTH)}{shown[0].ljust(width + 2)}{shown[1]}"
+            print(_mark(line, [check], classes, color))
+        if "drain.settled" in classes:
+            print(_paint("   ! the drain did not come to rest within "
+                         f"{MAX_DRAIN_STEPS} steps (hardware, KVM: {d.settled})", "1;31", color))
+    good = verdict.agree and verdict.impossible is None
+    print("   result: " + _paint(result_line(verdict), "32" if good else "1;31", color))
     if verdict.expect_mismatches is not None:
         print("   [expect] " + ("holds" if verdict.expect_ok else
                                  "misses " + ", ".join(verdict.expect_mismatches)))

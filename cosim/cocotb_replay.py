@@ -15,7 +15,6 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from cosim.outcome import to_json
 from cosim.scenario import load_scenario
 from cosim.testbench import Job, run_jobs
 
@@ -58,5 +57,4 @@ async def replay(dut):
     await RisingEdge(dut.clk)
     await FallingEdge(dut.clk)
     results = await run_jobs(CocotbBench(dut), list(zip(scenarios, jobs, strict=True)))
-    Path(spec["out"]).write_text(json.dumps([[to_json(o) for o in outcomes]
-                                             for outcomes in results]))
+    Path(spec["out"]).write_text(json.dumps([side.to_json() for side in results]))

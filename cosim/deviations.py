@@ -1,39 +1,72 @@
-"""Known, justified differences between the SDM (the hardware model) and KVM's nested logic.
+"""What a difference between the hardware and KVM can be: a deviation or a known KVM bug.
 
-Each :class:`Deviation` has an ID (D1-D4 and D6 are ``spec/sdm.md`` section 8; D10 was found
-by this cosimulation, scenario ``l2-virtual-before-l1-exit``), the kernel source that
-causes it, the outcome fields it may change and a precise predicate over the state before the
-event and the two outcomes after it. The scoreboard (``cosim.scoreboard``) reports a difference
-as a deviation only when a deviation claims the field *and* its predicate holds; every other
-difference is a divergence. Nothing is ignored: a deviation is reported by ID in the verdict.
+Every difference the scoreboard (``cosim.scoreboard``) finds is one of three things
+(``DESIGN.md`` section 7):
 
-Fields are the dotted outcome fields of ``cosim.outcome.FIELDS``.
+- a **deviation** (:class:`Deviation`, IDs ``D*``): a documented KVM choice whose effect L1
+  and L2 can never observe, or that KVM provably reconciles later. The drain
+  (``cosim.drain``) checks the promise: a deviation may leave only the residue it declares at
+  rest, and never a lost interrupt. Each deviation says *why* it is unobservable or reconciled
+  (``why``);
+- a **known KVM bug** (:class:`KnownBug`, IDs ``KB*``): a named finding with what is lost or
+  wrong, the kernel source, the versions it affects, the commit that fixed it (or "open") and
+  its directed scenario. It is still a divergence (exit status 1): named, never excused;
+- an **unexplained divergence**: anything else.
+
+Each finding has a predicate over the state before the event and both outcomes after it
+(:class:`Context`); it claims only the fields it names, and only when the predicate holds.
+
+History: the first version of this file had six deviations (D1-D4, D6, D10). Checked against
+the drain and the kernel source, D1, D4 and D6 lose interrupts for good and D3 leaves a wrong
+RVI at rest: they are known bugs KB4, KB5, KB2 and KB6. D2 and D10 remain deviations.
 """
 
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .outcome import Outcome
-from .scenario import Event, PostEvent, Scenario
+from software_model import KernelVersion
 
-__all__ = ["DEVIATIONS", "Context", "Deviation", "by_id"]
+from .outcome import Outcome
+from .scenario import Event, InterruptEvent, PostEvent, Scenario
+
+__all__ = ["DEVIATIONS", "FINDINGS", "KNOWN_BUGS", "Context", "Deviation", "DrainContext",
+           "Finding", "KnownBug", "LOST", "by_id", "is_known_bug"]
+
+PRE, POST, NOV = KernelVersion.PRE_PATCH, KernelVersion.POST_PATCH, KernelVersion.NOV_2024
+ALL_VERSIONS = frozenset(KernelVersion)
 
 L2_VIRTUAL_APIC = frozenset({"l2.virr", "l2.visr", "l2.rvi", "l2.svi", "l2.vppr",
                              "l2.delivered"})
+L1_APIC = frozenset({"l1_apic.irr", "l1_apic.isr", "l1_apic.ppr"})
+PID = frozenset({"pid.pir", "pid.on", "pid.sn"})
+EXIT = frozenset({"vmexit", "vmexit.reason", "vmexit.intr_info", "vmexit.qualification",
+                  "mode"})
+
+#: The lost-interrupt checks of the drain (``cosim.scoreboard``): a vector delivered to L2 on
+#: one side only, a vector delivered to L1 (in a VM exit's interruption information) on one
+#: side only, a descriptor left at rest with ON = 1 and PIR bits on one side only. Never a
+#: deviation.
+LOST = ("lost.l2_delivered", "lost.l1_delivered", "lost.pid_stuck")
 
 
 def _hsb(vectors) -> int:
     return max(vectors, default=-1)
 
 
+def _l2_vectors(outcome: Outcome) -> frozenset[int]:
+    """Every L2 vector the virtual APIC holds or delivered."""
+    return frozenset(outcome.l2.virr | outcome.l2.visr | set(outcome.l2.delivered))
+
+
 @dataclass(frozen=True)
 class Context:
-    """What a predicate sees: the scenario, the event, the agreed state before it (the
-    software outcome of the previous event; ``None`` before the first event, where the
-    scenario's initial state applies) and both outcomes after it."""
+    """What an event predicate sees: the scenario, the KVM version, the event, the agreed
+    state before it (the software outcome of the previous event; ``None`` before the first
+    event, where the scenario's initial state applies) and both outcomes after it."""
 
     scenario: Scenario
+    version: KernelVersion
     event: Event
     before: Outcome | None
     hardware: Outcome
@@ -62,6 +95,15 @@ class Context:
         return self.scenario.l2.rvi if self.before is None else self.before.l2.rvi
 
     @property
+    def ppr_before(self) -> int:
+        """L1's PPR before the event (the scenario's TPR/ISR rule at the start)."""
+        if self.before is not None:
+            return self.before.l1_apic.ppr
+        a = self.scenario.l1_apic
+        isrv = _hsb(a.isr) if a.isr else 0
+        return a.tpr if a.tpr >> 4 >= isrv >> 4 else isrv & 0xF0
+
+    @property
     def same_notification_path(self) -> bool:
         """Both sides handled the event the same way at L1: the same VM exit (or none) and
         the same L1 IRR, ISR and PPR (so KVM did take the posted-interrupt path where the
@@ -74,16 +116,25 @@ class Context:
     def nv(self) -> int:
         return self.scenario.vmcs12.posted_intr_nv & 0xFF
 
-
-def _l2_vectors(outcome: Outcome) -> frozenset[int]:
-    """Every L2 vector the virtual APIC holds or delivered."""
-    return frozenset(outcome.l2.virr | outcome.l2.visr | set(outcome.l2.delivered))
+    @property
+    def posted_interrupts(self) -> bool:
+        return self.scenario.vmcs12.process_posted_interrupts
 
 
 @dataclass(frozen=True)
-class Deviation:
-    """A known difference: ``id``, what the SDM and KVM do, the kernel reference, the outcome
-    fields it may change, and the predicate that must hold for it to explain them."""
+class DrainContext:
+    """What a drain predicate sees: both sides at rest and the differences left."""
+
+    scenario: Scenario
+    hardware: Outcome
+    software: Outcome
+    differences: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What deviations and known bugs share: an ID, a title, the kernel reference, the
+    outcome fields it may change at an event and the predicate that must hold there."""
 
     id: str
     title: str
@@ -92,21 +143,57 @@ class Deviation:
     source: str
     fields: frozenset[str]
     predicate: Callable[[Context], bool]
+    scenario: str
+
+    def applies(self, version: KernelVersion) -> bool:
+        return True
 
     def explains(self, ctx: Context, differing: set[str]) -> set[str]:
-        """The differing fields this deviation explains (empty unless the predicate holds)."""
+        """The differing fields this finding explains (empty unless the predicate holds)."""
         claimed = differing & self.fields
-        return claimed if claimed and self.predicate(ctx) else set()
+        return (claimed if claimed and self.applies(ctx.version) and self.predicate(ctx)
+                else set())
 
 
-def _d1(ctx: Context) -> bool:
-    """Both took the notification; ON was 0 with PIR non-empty; KVM left PIR as it was; the
-    hardware moved some of it into L2's virtual APIC and nothing else."""
-    hw, sw = ctx.hardware, ctx.software
-    pir = ctx.pir_before
-    return (ctx.same_notification_path and not ctx.on_before and bool(pir)
-            and sw.pid.pir == pir and not sw.pid.on and hw.pid.pir < pir
-            and _l2_vectors(hw) - _l2_vectors(sw) <= pir - hw.pid.pir)
+@dataclass(frozen=True)
+class Deviation(Finding):
+    """A documented KVM choice that L1 and L2 cannot observe or that KVM reconciles.
+
+    ``why`` is the argument; ``residue`` the fields it may leave different at rest (after the
+    drain), with ``residue_predicate`` saying exactly how. A deviation with no residue must
+    leave both sides equal at rest.
+    """
+
+    why: str = ""
+    residue: frozenset[str] = frozenset()
+    residue_predicate: Callable[[DrainContext], bool] | None = None
+
+    def explains_residue(self, ctx: DrainContext, differing: set[str]) -> set[str]:
+        claimed = differing & self.residue
+        if claimed and self.residue_predicate is not None and self.residue_predicate(ctx):
+            return claimed
+        return set()
+
+
+@dataclass(frozen=True)
+class KnownBug(Finding):
+    """A named KVM bug: what is lost or wrong, where it came from and where it was fixed.
+
+    ``vectors`` names, for an event where the bug shows, the vectors whose fate it decides;
+    at the drain it explains lost interrupts of exactly those vectors.
+    """
+
+    lost: str = ""
+    versions: frozenset[KernelVersion] = ALL_VERSIONS
+    introduced: str = "unknown"
+    fixed: str = "open"
+    vectors: Callable[[Context], frozenset[int]] = lambda ctx: frozenset()
+
+    def applies(self, version: KernelVersion) -> bool:
+        return version in self.versions
+
+
+# --- deviations -------------------------------------------------------------------------------
 
 
 def _d2(ctx: Context) -> bool:
@@ -117,7 +204,14 @@ def _d2(ctx: Context) -> bool:
             and not hw.pid.pir and hw.l2.virr == sw.l2.virr | {0})
 
 
-def _d3(ctx: Context) -> bool:
+def _d2_residue(ctx: DrainContext) -> bool:
+    """At rest, only bit 0 sits in KVM's PIR and in the hardware's VIRR instead."""
+    hw, sw = ctx.hardware, ctx.software
+    return (sw.pid.pir - hw.pid.pir == {0} and hw.pid.pir == sw.pid.pir - {0}
+            and hw.l2.virr - sw.l2.virr == {0} and sw.l2.virr == hw.l2.virr - {0})
+
+
+def _kb6(ctx: Context) -> bool:
     """Both took the notification and merged PIR, and the SDM's new RVI,
     max(RVI, hsb(PIR)), differs from KVM's, max(RVI, hsb(VIRR after the merge)) (RVI was
     below a VIRR bit above every PIR bit, C9); the L2 vectors held or delivered are the same
@@ -128,27 +222,6 @@ def _d3(ctx: Context) -> bool:
     kvm_rvi = max(rvi, _hsb(ctx.virr_before | pir))
     return (ctx.same_notification_path and bool(pir) and sdm_rvi != kvm_rvi
             and not hw.pid.pir and not sw.pid.pir and _l2_vectors(hw) == _l2_vectors(sw))
-
-
-def _d4(ctx: Context) -> bool:
-    """The hardware sent extra EOI messages, each for the notification vector, which is
-    level-triggered in L1's TMR; every message KVM sent, the hardware sent too."""
-    hw = Counter(ctx.hardware.l1_apic.eoi_messages)
-    sw = Counter(ctx.software.l1_apic.eoi_messages)
-    extra = hw - sw
-    return (not sw - hw and bool(extra) and set(extra) == {ctx.nv}
-            and ctx.nv in ctx.scenario.l1_apic.tmr)
-
-
-def _d6(ctx: Context) -> bool:
-    """Both took the same VM exit to L1; KVM left the nested descriptor untouched (ON = 1,
-    PIR as before: pi_pending not completed before the exit); the hardware harvested PIR
-    and its extra L2 vectors all came from it."""
-    hw, sw = ctx.hardware, ctx.software
-    pir = ctx.pir_before
-    return (ctx.same_notification_path and sw.vmexit is not None and bool(pir)
-            and sw.pid.on and sw.pid.pir == pir and hw.pid.pir < pir
-            and _l2_vectors(hw) - _l2_vectors(sw) <= pir - hw.pid.pir)
 
 
 def _d10(ctx: Context) -> bool:
@@ -166,45 +239,20 @@ def _d10(ctx: Context) -> bool:
 
 DEVIATIONS: tuple[Deviation, ...] = (
     Deviation(
-        "D1", "nested posted-interrupt processing with ON = 0",
-        sdm="steps 5-7 run whatever ON was: PIR is still merged into VIRR and RVI updated",
-        kvm="if (!pi_test_and_clear_on(vmx->nested.pi_desc)) return 0; PIR stays, no merge",
-        source="arch/x86/kvm/vmx/nested.c vmx_complete_nested_posted_interrupt()",
-        fields=frozenset({"pid.pir"}) | L2_VIRTUAL_APIC, predicate=_d1),
-    Deviation(
         "D2", "PIR holding only bit 0",
         sdm="PIR is ORed into VIRR and cleared; RVI := max(RVI, 0)",
         kvm="max_irr = pi_find_highest_vector(); if (max_irr > 0) { merge }: PIR = {0} is "
             "neither merged nor cleared",
         source="arch/x86/kvm/vmx/nested.c vmx_complete_nested_posted_interrupt(), "
                "commit d83c36d822be44db4bad0c43bea99c8908f54117",
-        fields=frozenset({"pid.pir", "l2.virr"}), predicate=_d2),
-    Deviation(
-        "D3", "the new RVI after the merge",
-        sdm="RVI := max(RVI, hsb(PIR)) (step 6)",
-        kvm="max_irr = hsb(VIRR after the merge) (__kvm_apic_update_irr); "
-            "if ((u8)max_irr > (u8)RVI) RVI = max_irr",
-        source="arch/x86/kvm/lapic.c __kvm_apic_update_irr(), "
-               "arch/x86/kvm/vmx/nested.c vmx_complete_nested_posted_interrupt()",
-        fields=L2_VIRTUAL_APIC, predicate=_d3),
-    Deviation(
-        "D4", "acknowledging the notification vector without INTA and EOI",
-        sdm="INTA (IRR -> ISR), then the step-4 EOI: ISR bit cleared, and an EOI message to "
-            "the I/O APICs if the vector is level-triggered (TMR)",
-        kvm="kvm_apic_clear_irr(vcpu, irq): same IRR and ISR, no EOI message",
-        source="arch/x86/kvm/vmx/nested.c vmx_check_nested_events() (6e0b456547f4 and "
-               "before)",
-        fields=frozenset({"l1_apic.eoi_messages"}), predicate=_d4),
-    Deviation(
-        "D6", "nested posted-interrupt processing deferred past a VM exit to L1",
-        sdm="posted-interrupt processing runs when the notification is acknowledged, before "
-            "any later VM exit",
-        kvm="the notification only sets vmx->nested.pi_pending; vmx_complete_nested_posted_"
-            "interrupt() runs at the end of vmx_check_nested_events() (no_vmexit), so an L1 "
-            "interrupt's VM exit taken first leaves ON = 1 and PIR in the descriptor",
-        source="arch/x86/kvm/vmx/nested.c vmx_check_nested_events(), "
-               "vmx_complete_nested_posted_interrupt()",
-        fields=frozenset({"pid.pir", "pid.on"}) | L2_VIRTUAL_APIC, predicate=_d6),
+        fields=frozenset({"pid.pir", "l2.virr"}), predicate=_d2, scenario="pir-vector-zero",
+        why="No interrupt is gained or lost: vector 0 is illegal (SDM 10.5.2) and can never be "
+            "delivered on either side, since virtual-interrupt delivery needs RVI[7:4] > "
+            "VPPR[7:4] and class 0 is above nothing. The only residue is the reserved bit 0, "
+            "left in PIR by KVM and in VIRR by the hardware; the drain checks that nothing "
+            "else differs at rest. Only an L1 that posts the illegal vector 0 itself can see "
+            "where the bit ended up.",
+        residue=frozenset({"pid.pir", "l2.virr"}), residue_predicate=_d2_residue),
     Deviation(
         "D10", "an L1 interrupt's VM exit taken before a recognized L2 virtual interrupt",
         sdm="virtual-interrupt delivery has priority over external-interrupt VM exits "
@@ -213,13 +261,192 @@ DEVIATIONS: tuple[Deviation, ...] = (
             "before vmcs02 is re-entered, where the CPU would deliver L2's virtual interrupt; "
             "the interrupt stays in VIRR/RVI",
         source="arch/x86/kvm/vmx/nested.c vmx_check_nested_events()",
-        fields=L2_VIRTUAL_APIC, predicate=_d10),
+        fields=L2_VIRTUAL_APIC, predicate=_d10, scenario="l2-virtual-before-l1-exit",
+        why="Reconciled: the virtual interrupt stays recognized in VIRR/RVI and is delivered "
+            "at L1's next VM entry, which is the same as the hardware with the virtual "
+            "interrupt arriving an instruction later (interrupt arrival times are not "
+            "architectural). L1 sees the same VM exit with the same information; the drain "
+            "checks that L2 receives the same vectors in the same order."),
 )
 
 
-def by_id(deviation_id: str) -> Deviation:
-    """The deviation named ``deviation_id``."""
-    for deviation in DEVIATIONS:
-        if deviation.id == deviation_id:
-            return deviation
-    raise KeyError(deviation_id)
+# --- known KVM bugs ---------------------------------------------------------------------------
+
+
+def _kb1(ctx: Context) -> bool:
+    """The seed: with posted interrupts on, KVM turned L2's notification vector into an
+    external-interrupt VM exit to L1 (information 0x80000000 | NV) where the hardware did not
+    exit for it (posted-interrupt processing)."""
+    sw, hw = ctx.software, ctx.hardware
+    return (ctx.posted_interrupts and sw.vmexit is not None
+            and sw.vmexit.intr_info == 0x80000000 | ctx.nv and hw.vmexit != sw.vmexit)
+
+
+def _kb2(ctx: Context) -> bool:
+    """Both took the same VM exit to L1 for a vector other than NV; KVM left the nested
+    descriptor untouched (ON = 1, PIR as before: the VM-Enter check's pi_pending never
+    completed) while NV left L1's IRR on both sides; the hardware harvested PIR."""
+    hw, sw = ctx.hardware, ctx.software
+    pir = ctx.pir_before
+    return (ctx.same_notification_path and sw.vmexit is not None and bool(pir)
+            and sw.pid.on and sw.pid.pir == pir and hw.pid.pir < pir
+            and ctx.nv not in sw.l1_apic.irr
+            and _l2_vectors(hw) - _l2_vectors(sw) <= pir - hw.pid.pir)
+
+
+def _kb3(ctx: Context) -> bool:
+    """A trapped IPI of NV while L2 runs, with NV's class at or below L1's PPR class: the
+    hardware keeps NV pending in L1's IRR, KVM does not (it started nested posted-interrupt
+    processing)."""
+    e = ctx.event
+    return (isinstance(e, InterruptEvent) and e.route == "trapped-ipi" and e.vector == ctx.nv
+            and ctx.posted_interrupts and ctx.nv >> 4 <= ctx.ppr_before >> 4
+            and ctx.nv in ctx.hardware.l1_apic.irr and ctx.nv not in ctx.software.l1_apic.irr)
+
+
+def _kb4(ctx: Context) -> bool:
+    """Both took the notification; ON was 0 with PIR non-empty; KVM left PIR as it was; the
+    hardware moved some of it into L2's virtual APIC and nothing else."""
+    hw, sw = ctx.hardware, ctx.software
+    pir = ctx.pir_before
+    return (ctx.same_notification_path and not ctx.on_before and bool(pir)
+            and sw.pid.pir == pir and not sw.pid.on and hw.pid.pir < pir
+            and _l2_vectors(hw) - _l2_vectors(sw) <= pir - hw.pid.pir)
+
+
+def _kb5(ctx: Context) -> bool:
+    """The hardware sent extra EOI messages, each for the notification vector, which is
+    level-triggered in L1's TMR; every message KVM sent, the hardware sent too."""
+    hw = Counter(ctx.hardware.l1_apic.eoi_messages)
+    sw = Counter(ctx.software.l1_apic.eoi_messages)
+    extra = hw - sw
+    return (not sw - hw and bool(extra) and set(extra) == {ctx.nv}
+            and ctx.nv in ctx.scenario.l1_apic.tmr)
+
+
+def _nv_and_pir(ctx: Context) -> frozenset[int]:
+    return frozenset({ctx.nv}) | ctx.pir_before
+
+
+KNOWN_BUGS: tuple[KnownBug, ...] = (
+    KnownBug(
+        "KB1", "L2's notification vector in L1's IRR becomes a nested VM exit (the seed)",
+        sdm="the interrupt is acknowledged, found equal to NV and handled by posted-interrupt "
+            "processing: no VM exit (SDM 29.6 steps 1-2)",
+        kvm="vmx_check_nested_events() calls nested_vmx_vmexit(EXIT_REASON_EXTERNAL_INTERRUPT, "
+            "INTR_INFO_VALID_MASK | INTR_TYPE_EXT_INTR | irq) for any irq, NV included",
+        source="arch/x86/kvm/vmx/nested.c vmx_check_nested_events() at 8c23670f2b00",
+        fields=EXIT | L1_APIC | PID | L2_VIRTUAL_APIC, predicate=_kb1, scenario="seed-ipiv",
+        lost="L1 receives a VM exit for NV that the hardware never takes; the vectors posted "
+             "for L2 stay in the descriptor with ON = 1, so no later sender notifies and L2 "
+             "never receives them",
+        versions=frozenset({PRE}),
+        introduced="reachable since d588bb9be1da (KVM: VMX: enable IPI virtualization): an "
+                   "IPIv or VT-d post puts NV into L1's IRR while L2 runs, past the sender-side "
+                   "and VM-Enter checks",
+        fixed="6e0b456547f4 (KVM: nVMX: Detect nested posted interrupt NV at nested VM-Exit "
+              "injection)",
+        vectors=_nv_and_pir),
+    KnownBug(
+        "KB2", "the notification vector acknowledged at VM-Enter is lost behind a lower "
+               "L1 interrupt's VM exit",
+        sdm="NV (the highest pending vector) is acknowledged first: posted-interrupt "
+            "processing runs, then the lower vector exits",
+        kvm="nested_vmx_run()'s VM-Enter check ('Emulate processing of posted interrupts on "
+            "VM-Enter') sets pi_pending and clears IRR[NV]; vmx_check_nested_events() returns "
+            "-EBUSY for the lower vector (nested_run_pending) before no_vmexit, then exits for "
+            "it without completing the posted interrupt; the next VM-Enter's "
+            "prepare_vmcs02_early() clears pi_pending",
+        source="arch/x86/kvm/vmx/nested.c nested_vmx_run(), vmx_check_nested_events(), "
+               "prepare_vmcs02_early() at 8c23670f2b00 and 6e0b456547f4",
+        fields=EXIT | L1_APIC | PID | L2_VIRTUAL_APIC, predicate=_kb2,
+        scenario="nv-before-lower-vector",
+        lost="NV is gone from L1's IRR while the descriptor keeps ON = 1 and its PIR: every "
+             "later sender sees ON = 1 and sends no notification, so L2 never receives the "
+             "posted vectors (nor any posted after them) until something else notifies",
+        versions=frozenset({PRE, POST}),
+        introduced="the VM-Enter check in nested_vmx_run() (before both pinned commits)",
+        fixed="3d91521e57df in torvalds/linux = ce5cdfb49813 in kvm-x86 (KVM: nVMX: Honor "
+              "event priority when emulating PI delivery during VM-Enter, Nov-2024 series)",
+        vectors=_nv_and_pir),
+    KnownBug(
+        "KB3", "a trapped IPI of the notification vector ignores L1's PPR",
+        sdm="the local APIC presents an interrupt to the core only if its class is above the "
+            "PPR class (SDM 10.8.3.1; APIC-8, PI-16): NV masked by L1's TPR or in-service "
+            "vector waits in L1's IRR and the descriptor is untouched",
+        kvm="__apic_accept_irq() calls kvm_x86_ops.deliver_interrupt() with no PPR check; "
+            "vmx_deliver_nested_posted_interrupt() tests only is_guest_mode() and vector == "
+            "posted_intr_nv, sets pi_pending and sends POSTED_INTR_NESTED_VECTOR, whose "
+            "posted-interrupt processing on vmcs02 harvests L1's descriptor for L2 at once",
+        source="arch/x86/kvm/lapic.c __apic_accept_irq(); arch/x86/kvm/vmx/vmx.c "
+               "vmx_deliver_nested_posted_interrupt() at 1ed0f119c5ff (unchanged at the three "
+               "pinned versions)",
+        fields=L1_APIC | PID | L2_VIRTUAL_APIC, predicate=_kb3, scenario="trapped-ipi-nv-masked",
+        lost="L2 receives the posted vectors while L1 masks NV (L1's TPR or an in-service "
+             "vector of a higher class), and NV never appears in L1's IRR; the IPIv and "
+             "device-post routes of the same vector do respect L1's PPR, so KVM is "
+             "inconsistent with itself",
+        versions=ALL_VERSIONS,
+        introduced="the nested posted-interrupt sender check (vmx_deliver_nested_posted_"
+                   "interrupt, added with nested posted-interrupt support)",
+        fixed="open",
+        vectors=_nv_and_pir),
+    KnownBug(
+        "KB4", "nested posted-interrupt processing with ON = 0 skips PIR (was deviation D1)",
+        sdm="steps 3-6 run whatever ON was: ON is cleared, PIR is ORed into VIRR and RVI "
+            "updated (SDM 29.6)",
+        kvm="vmx_complete_nested_posted_interrupt(): if (!pi_test_and_clear_on(vmx->nested."
+            "pi_desc)) return 0; the PIR is neither merged nor cleared",
+        source="arch/x86/kvm/vmx/nested.c vmx_complete_nested_posted_interrupt() (the three "
+               "pinned versions)",
+        fields=PID | L2_VIRTUAL_APIC, predicate=_kb4, scenario="nv-with-on-clear",
+        lost="vectors in PIR when a notification arrives with ON = 0 (posted while SN = 1, "
+             "or by an agent that sets PIR without ON) are not delivered to L2; the drain "
+             "shows the hardware delivering them and KVM never doing so, until some later "
+             "post turns ON from 0 to 1 and notifies",
+        versions=ALL_VERSIONS, fixed="open", vectors=lambda ctx: ctx.pir_before),
+    KnownBug(
+        "KB5", "no EOI message for a level-triggered notification vector (was deviation D4)",
+        sdm="INTA moves NV from IRR to ISR, and step 4 writes EOI to the local APIC: ISR is "
+            "cleared and, NV being level-triggered in TMR, an EOI message goes to the I/O "
+            "APICs",
+        kvm="kvm_apic_clear_irr(vcpu, irq): IRR is cleared, ISR never set, no EOI and no EOI "
+            "message (kvm_ioapic_send_eoi is never reached)",
+        source="arch/x86/kvm/vmx/nested.c vmx_check_nested_events() (6e0b456547f4 and "
+               "later), nested_vmx_run() VM-Enter check",
+        fields=frozenset({"l1_apic.eoi_messages"}), predicate=_kb5, scenario="nv-level-triggered",
+        lost="the I/O APIC never sees the EOI, so the level-triggered pin keeps Remote IRR "
+             "set and never interrupts again",
+        versions=ALL_VERSIONS, fixed="open", vectors=lambda ctx: frozenset({ctx.nv})),
+    KnownBug(
+        "KB6", "the new RVI after a nested posted-interrupt merge (was deviation D3)",
+        sdm="RVI := max(RVI, hsb(PIR)) (step 6): a VIRR bit above RVI that L1 left there stays "
+            "unreflected",
+        kvm="max_irr = hsb(VIRR after the merge) (__kvm_apic_update_irr); "
+            "if ((u8)max_irr > (u8)RVI) RVI = max_irr",
+        source="arch/x86/kvm/lapic.c __kvm_apic_update_irr(), "
+               "arch/x86/kvm/vmx/nested.c vmx_complete_nested_posted_interrupt() (the three "
+               "pinned versions)",
+        fields=L2_VIRTUAL_APIC, predicate=_kb6, scenario="rvi-below-virr",
+        lost="no interrupt is lost, but L2's RVI is wrong when L1 left RVI below a VIRR bit "
+             "(C9): L1 reads the other RVI in vmcs12 at the next VM exit, and once L2's VTPR "
+             "drops, L2 receives the vectors in another order (KVM the highest VIRR bit "
+             "first, the CPU RVI first); the drain shows the RVI left at rest",
+        versions=ALL_VERSIONS, fixed="open",
+        vectors=lambda ctx: ctx.pir_before | ctx.virr_before | {ctx.rvi_before}),
+)
+
+FINDINGS: tuple[Finding, ...] = (*KNOWN_BUGS, *DEVIATIONS)
+
+
+def by_id(finding_id: str) -> Finding:
+    """The deviation or known bug named ``finding_id``."""
+    for finding in FINDINGS:
+        if finding.id == finding_id:
+            return finding
+    raise KeyError(finding_id)
+
+
+def is_known_bug(finding_id: str) -> bool:
+    return isinstance(by_id(finding_id), KnownBug)
+

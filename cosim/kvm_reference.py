@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from software_model import KernelVersion, environment
 from software_model.state import ApicPage, PiDesc, Vcpu, Vmcs12
 
+from .drain import MAX_DRAIN_STEPS, Impossible, SideRun, next_drain_event, settled
 from .outcome import L1ApicOutcome, L2Outcome, Outcome, PidOutcome, VmExit, bitmap, vectors
 from .scenario import (
     EoiEvent,
     Event,
+    L1,
+    L2,
     InterruptEvent,
     L2EoiEvent,
     L2TprEvent,
@@ -25,8 +28,6 @@ from .scenario import (
 )
 
 __all__ = ["KvmReference", "ModelRun", "run_model"]
-
-
 
 
 def _virtual_apic_page_addr(desc_addr: int) -> int:
@@ -102,6 +103,10 @@ class KvmReference:
             raise TypeError(f"unknown event {event!r}")
         return self.outcome()
 
+    def mode(self) -> str:
+        """The guest the vCPU runs now."""
+        return L2 if self.vcpu.guest_mode else L1
+
     def outcome(self) -> Outcome:
         """The record since the previous call.
 
@@ -127,6 +132,7 @@ class KvmReference:
         return Outcome(
             vmexit=vmexit,
             vmentry_error=errors[-1] if errors else None,
+            mode=self.mode(),
             l1_apic=L1ApicOutcome(irr=vectors(regs.irr | vcpu.pi_desc.pir),
                                   isr=vectors(regs.isr), ppr=regs.ppr,
                                   eoi_messages=tuple(v for v, level in vcpu.apic.ioapic_eois
@@ -139,28 +145,70 @@ class KvmReference:
 
 @dataclass(frozen=True)
 class ModelRun:
-    """A scenario's outcomes at one KVM version, with the model's explanation per event."""
+    """A scenario's run at one KVM version (outcomes per event, the drain), with the model's
+    explanation per step (events, then drain steps)."""
 
     scenario: Scenario
     version: KernelVersion
-    outcomes: tuple[Outcome, ...]
+    side: SideRun
     traces: tuple[tuple[str, ...], ...]
 
     @property
+    def outcomes(self) -> tuple[Outcome, ...]:
+        """The outcome after each event applied (without the drain)."""
+        return self.side.outcomes
+
+    @property
     def expect_mismatches(self) -> list[str] | None:
-        """Fields of ``[expect]`` the final outcome misses, or None without ``[expect]``."""
-        if self.scenario.expect is None:
+        """Fields of ``[expect]`` the last event's outcome misses, or None without
+        ``[expect]`` (or when an impossible event stopped the run before any outcome)."""
+        if self.scenario.expect is None or not self.outcomes:
             return None
         return self.scenario.expect.mismatches(self.outcomes[-1])
 
 
-def run_model(scenario: Scenario, version: KernelVersion) -> ModelRun:
-    """Run every event of ``scenario`` through the model at ``version``."""
+def run_model(scenario: Scenario, version: KernelVersion, *, until: int | None = None,
+              drain: bool = True) -> ModelRun:
+    """Run the events of ``scenario`` through the model at ``version``, then the drain.
+
+    ``until`` stops before that event index (where the hardware, the reference for modes,
+    found an impossible event; then there is no drain). Without it, the model's own mode
+    decides whether an event can happen.
+    """
     ref = KvmReference(scenario, version)
-    outcomes, traces = [], []
-    before = 0  # start-up steps belong to the first event's explanation
-    for event in scenario.events:
-        outcomes.append(ref.apply(event))
-        traces.append(tuple(ref.vcpu.log[before:]))
-        before = len(ref.vcpu.log)
-    return ModelRun(scenario, version, tuple(outcomes), tuple(traces))
+    outcomes: list[Outcome] = []
+    traces: list[tuple[str, ...]] = []
+    seen = 0  # start-up steps belong to the first event's explanation
+
+    def step(event: Event) -> Outcome:
+        nonlocal seen
+        outcome = ref.apply(event)
+        traces.append(tuple(ref.vcpu.log[seen:]))
+        seen = len(ref.vcpu.log)
+        return outcome
+
+    for i, event in enumerate(scenario.events):
+        if until is not None and i == until:
+            return ModelRun(scenario, version, SideRun(tuple(outcomes)), tuple(traces))
+        if until is None:
+            if (current := ref.mode()) not in event.modes:
+                impossible = Impossible(i, event, current)
+                return ModelRun(scenario, version, SideRun(tuple(outcomes), impossible=impossible),
+                                tuple(traces))
+        outcomes.append(step(event))
+    if until is not None or not drain:
+        return ModelRun(scenario, version, SideRun(tuple(outcomes)), tuple(traces))
+    steps: list[tuple[Event, Outcome]] = []
+    last = outcomes[-1]
+    for _ in range(MAX_DRAIN_STEPS):
+        if (event := next_drain_event(last)) is None:
+            break
+        outcome = step(event)
+        steps.append((event, outcome))
+        if settled(last, outcome):
+            break
+        last = outcome
+    else:
+        return ModelRun(scenario, version, SideRun(tuple(outcomes), tuple(steps), False),
+                        tuple(traces))
+    return ModelRun(scenario, version, SideRun(tuple(outcomes), tuple(steps)), tuple(traces))

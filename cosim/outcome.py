@@ -65,10 +65,12 @@ class L2Outcome:
 @dataclass(frozen=True, kw_only=True)
 class Outcome:
     """The state after one event. ``vmexit`` is the VM exit to L1 that the event caused (the
-    last one if several); ``vmentry_error`` the VM-instruction error of a failed VM entry."""
+    last one if several); ``vmentry_error`` the VM-instruction error of a failed VM entry;
+    ``mode`` the guest that runs afterwards (``"l1"`` or ``"l2"``)."""
 
     vmexit: VmExit | None
     vmentry_error: int | None
+    mode: str
     l1_apic: L1ApicOutcome
     pid: PidOutcome
     l2: L2Outcome
@@ -81,6 +83,7 @@ class Outcome:
         return cls(
             vmexit=None if exit_ is None else VmExit(**exit_),
             vmentry_error=data["vmentry_error"],
+            mode=data["mode"],
             l1_apic=L1ApicOutcome(irr=frozenset(a["irr"]), isr=frozenset(a["isr"]),
                                   ppr=a["ppr"], eoi_messages=tuple(a["eoi_messages"])),
             pid=PidOutcome(pir=frozenset(p["pir"]), on=p["on"], sn=p["sn"]),
@@ -96,7 +99,7 @@ class Outcome:
         return value
 
 
-FIELDS = ("vmexit", "vmentry_error",
+FIELDS = ("vmexit", "vmentry_error", "mode",
           "l1_apic.irr", "l1_apic.isr", "l1_apic.ppr", "l1_apic.eoi_messages",
           "pid.pir", "pid.on", "pid.sn",
           "l2.virr", "l2.visr", "l2.rvi", "l2.svi", "l2.vppr", "l2.delivered")

@@ -27,6 +27,9 @@ from .outcome import Outcome, VmExit
 
 __all__ = [
     "EVENT_KINDS",
+    "L1",
+    "L2",
+    "MODES",
     "ROUTES",
     "EoiEvent",
     "Event",
@@ -162,11 +165,23 @@ class L2State:
 # --- events -----------------------------------------------------------------------------------
 
 
+#: The guest that runs (``DESIGN.md`` section 8): L1 in VMX root operation of its virtual CPU,
+#: or L2 in non-root operation.
+L1, L2 = "l1", "l2"
+MODES = (L1, L2)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Event:
-    """One ``[[events]]`` entry. ``to_dict()`` gives it back as written in the file."""
+    """One ``[[events]]`` entry. ``to_dict()`` gives it back as written in the file.
+
+    ``modes`` are the guests during whose execution the event can happen on a real machine:
+    L1's APIC writes and VMLAUNCH only while L1 runs, L2's only while L2 runs, interrupts and
+    other agents' posts at any time.
+    """
 
     kind: ClassVar[str]
+    modes: ClassVar[tuple[str, ...]] = MODES
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, **{k: v for k, v in self.__dict__.items()}}
@@ -194,6 +209,7 @@ class EoiEvent(Event):
     """L1 writes its EOI register."""
 
     kind: ClassVar[str] = "eoi"
+    modes: ClassVar[tuple[str, ...]] = (L1,)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,6 +217,7 @@ class TprEvent(Event):
     """L1 writes its TPR."""
 
     kind: ClassVar[str] = "tpr"
+    modes: ClassVar[tuple[str, ...]] = (L1,)
     value: int
 
 
@@ -209,6 +226,7 @@ class VmEntryEvent(Event):
     """L1 enters L2 with the current vmcs12 (the VM-entry checks run here)."""
 
     kind: ClassVar[str] = "vm_entry"
+    modes: ClassVar[tuple[str, ...]] = (L1,)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,6 +234,7 @@ class L2EoiEvent(Event):
     """L2 writes its virtual EOI (EOI virtualization)."""
 
     kind: ClassVar[str] = "l2_eoi"
+    modes: ClassVar[tuple[str, ...]] = (L2,)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,6 +242,7 @@ class L2TprEvent(Event):
     """L2 writes its TPR (TPR virtualization)."""
 
     kind: ClassVar[str] = "l2_tpr"
+    modes: ClassVar[tuple[str, ...]] = (L2,)
     value: int
 
 
@@ -464,9 +484,7 @@ def parse_scenario(data: dict, path: str, default_name: str = "scenario") -> Sce
             c.fail(f"vmcs12.{key}", f"{reason} (SDM 26.2.1.1); a scenario that starts in L2 "
                                     "needs a vmcs12 that passed the VM-entry checks: fix it, or "
                                     "set start = \"l1\" and add a vm_entry event")
-        if isinstance(events[0], VmEntryEvent):
-            c.fail("events[0].kind", "vm_entry while L2 runs; set start = \"l1\" to begin "
-                                     "with L1 running")
+    _check_modes(c, None if start == L2 and l1_apic.irr else start, events)
     expect = _parse_expect(c, data) if "expect" in data else None
     return Scenario(name=name, path=path, description=description, start=start,
                     maxphyaddr=maxphyaddr, l1_apic=l1_apic, vmcs12=vmcs12, pid=pid, l2=l2,
@@ -508,9 +526,40 @@ def _parse_events(c: _Checker, data: dict) -> tuple[Event, ...]:
     return tuple(events)
 
 
+_MODE_NAMES = {L1: "L1", L2: "L2"}
+_MODE_HINTS = {
+    L1: "an L1 APIC write or VMLAUNCH happens only after a VM exit to L1 (or with start = "
+        "\"l1\")",
+    L2: "L2's own writes happen only after a successful vm_entry (or with start = \"l2\")",
+}
+
+
+def _check_modes(c: _Checker, start: str | None, events: tuple[Event, ...]) -> None:
+    """Reject an event that cannot happen in the mode the scenario is certainly in.
+
+    The mode is known from ``start`` (``None`` when an interrupt pending in L1's IRR may
+    already exit at the start) until the first event that may change it (an interrupt
+    while L2 runs may exit to L1; a ``vm_entry`` may enter L2 or fail); after that it depends
+    on the hardware, and the testbench stops the run at an impossible event instead.
+    """
+    mode: str | None = start
+    for i, event in enumerate(events):
+        if mode is None:
+            return
+        if mode not in event.modes:
+            need = _MODE_NAMES[event.modes[0]]
+            c.fail(f"events[{i}].kind", f"'{event.kind}' can happen only while {need} runs, "
+                                        f"but {_MODE_NAMES[mode]} runs at this point; "
+                                        f"{_MODE_HINTS[event.modes[0]]}")
+        if (mode == L2 and isinstance(event, InterruptEvent)) or isinstance(event, VmEntryEvent):
+            mode = None
+
+
 def _parse_expect(c: _Checker, data: dict) -> Expect:
-    t = c.table(data, "expect", ("vmexit", "vmentry_error", "l1_apic", "pid", "l2"))
+    t = c.table(data, "expect", ("vmexit", "vmentry_error", "mode", "l1_apic", "pid", "l2"))
     checks: list[tuple[str, Any]] = []
+    if "mode" in t:
+        checks.append(("mode", c.choice(t["mode"], "expect.mode", MODES, "mode")))
     if "vmexit" in t:
         checks.append(("vmexit", _parse_expected_vmexit(c, t["vmexit"])))
     if "vmentry_error" in t:
@@ -524,7 +573,7 @@ def _parse_expect(c: _Checker, data: dict) -> Expect:
             c.fail("expect.vmentry_error",
                    f"expected \"none\" or a VM-instruction error number, got {_describe(value)}")
     sub_tables = {
-        "l1_apic": {"irr": "set", "isr": "set", "ppr": "u8"},
+        "l1_apic": {"irr": "set", "isr": "set", "ppr": "u8", "eoi_messages": "list"},
         "pid": {"pir": "set", "on": "bool", "sn": "bool"},
         "l2": {"virr": "set", "visr": "set", "rvi": "u8", "svi": "u8", "vppr": "u8",
                "delivered": "list"},

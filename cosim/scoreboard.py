@@ -1,46 +1,100 @@
-"""The scoreboard: the hardware's and one KVM version's outcomes, compared after every event.
+"""The scoreboard: the hardware's and one KVM version's outcomes, compared after every event
+and once more at rest, after the drain.
 
-Every differing field is classified:
+Every differing field after an event is classified, in this order:
 
-- a field a deviation (``cosim.deviations``) claims, with its predicate holding on this event,
-  is that deviation;
-- a field that differed at the previous event as deviation X, with the same two values now
-  (the deviation's effect persisting unchanged), stays X;
-- anything else is a divergence.
+- a field that differed at the previous event as finding X, with the same two values now
+  (X's effect persisting unchanged), stays X;
+- a field a known KVM bug claims, its predicate holding on this event (``cosim.deviations``);
+- a field a deviation claims, its predicate holding;
+- while the two sides run different guests after a known bug (KVM exited to L1 where the
+  hardware did not, or the reverse), every difference is that bug's consequence: the two
+  runs are no longer comparable event by event, and the drain judges what was lost;
+- anything else is an unexplained divergence.
+
+At rest (:class:`DrainResult`) the lost-interrupt checks come first: a vector delivered to L2
+on one side only, a vector delivered to L1 on one side only, a descriptor left with ON = 1 and
+PIR bits on one side only. A lost interrupt is a known bug hit earlier in the scenario whose
+vectors cover it, or an unexplained divergence; never a deviation. Any other field still
+different at rest is a known bug hit earlier (its field, its vectors), or the declared residue
+of a deviation hit earlier (checked by the deviation's residue predicate), or a divergence.
 
 A :class:`Verdict` is the result for one scenario and version; :meth:`Verdict.to_json` is the
 ``pi-cosim replay --json`` document of ``DESIGN.md`` section 6.
 """
 
+from collections import Counter
 from dataclasses import dataclass
 
 from software_model import KernelVersion
 
-from .deviations import DEVIATIONS, Context
+from .deviations import (
+    DEVIATIONS,
+    KNOWN_BUGS,
+    LOST,
+    Context,
+    Deviation,
+    DrainContext,
+    KnownBug,
+    by_id,
+    is_known_bug,
+)
+from .drain import Impossible, SideRun
 from .outcome import Outcome, differences, to_json
 from .scenario import Event, Scenario
 
-__all__ = ["EventResult", "Verdict", "compare"]
+__all__ = ["DrainResult", "EventResult", "Verdict", "compare"]
+
+INTR_INFO_VALID = 0x80000000
 
 
 @dataclass(frozen=True)
-class EventResult:
-    """One event: both outcomes, the differing fields and how each is classified
-    (``classes[field]`` is a deviation ID, or ``None`` for a divergence)."""
+class _Classified:
+    """Differing fields and how each is classified (``classes[field]`` is a finding ID, or
+    ``None`` for an unexplained divergence)."""
 
-    event: Event
-    hardware: Outcome
-    software: Outcome
     differences: tuple[str, ...]
     classes: tuple[tuple[str, str | None], ...]
 
     @property
     def divergent(self) -> tuple[str, ...]:
+        """Fields no finding explains."""
         return tuple(f for f, c in self.classes if c is None)
 
     @property
+    def known_bugs(self) -> tuple[str, ...]:
+        return tuple(sorted({c for _, c in self.classes if c is not None and is_known_bug(c)}))
+
+    @property
     def deviations(self) -> tuple[str, ...]:
-        return tuple(sorted({c for _, c in self.classes if c is not None}))
+        return tuple(sorted({c for _, c in self.classes
+                             if c is not None and not is_known_bug(c)}))
+
+    def by_kind(self, bugs: bool) -> dict[str, str]:
+        return {f: c for f, c in self.classes if c is not None and is_known_bug(c) == bugs}
+
+
+@dataclass(frozen=True)
+class EventResult(_Classified):
+    """One event: both outcomes, the differing fields and their classes."""
+
+    event: Event
+    hardware: Outcome
+    software: Outcome
+
+
+@dataclass(frozen=True)
+class DrainResult(_Classified):
+    """Both sides at rest after the drain: each side's drain steps, the final outcomes, the
+    lost interrupts (``lost[check]`` is the set of vectors) and the classified differences
+    (the lost-interrupt checks, then the fields still different)."""
+
+    hardware_steps: tuple[Event, ...]
+    software_steps: tuple[Event, ...]
+    hardware: Outcome
+    software: Outcome
+    lost: tuple[tuple[str, tuple[frozenset[int], frozenset[int]]], ...]
+    settled: tuple[bool, bool]
 
 
 @dataclass(frozen=True)
@@ -52,27 +106,45 @@ class Verdict:
     sim: str
     seed: int
     events: tuple[EventResult, ...]
+    drain: DrainResult | None  # None when an impossible event stopped the run
+    impossible: Impossible | None
     expect_mismatches: tuple[str, ...] | None  # None without [expect]
 
     @property
+    def _parts(self) -> tuple[_Classified, ...]:
+        return self.events + ((self.drain,) if self.drain is not None else ())
+
+    @property
+    def divergent(self) -> tuple[str, ...]:
+        """Unexplained divergences: every field no finding explains, events and drain."""
+        return tuple(sorted({f for p in self._parts for f in p.divergent}))
+
+    @property
+    def known_bugs(self) -> tuple[str, ...]:
+        return tuple(sorted({b for p in self._parts for b in p.known_bugs}))
+
+    @property
+    def deviations(self) -> tuple[str, ...]:
+        return tuple(sorted({d for p in self._parts for d in p.deviations}))
+
+    @property
     def agree(self) -> bool:
-        """No divergence: every difference (if any) is a named deviation."""
-        return not any(e.divergent for e in self.events)
+        """No known bug and no unexplained divergence: every difference, if any, is a
+        deviation (and the drain confirmed it)."""
+        return not self.divergent and not self.known_bugs
 
     @property
     def expect_ok(self) -> bool | None:
         return None if self.expect_mismatches is None else not self.expect_mismatches
 
     @property
-    def deviations(self) -> tuple[str, ...]:
-        return tuple(sorted({d for e in self.events for d in e.deviations}))
-
-    @property
     def ok(self) -> bool:
-        """Agreement and, with ``[expect]``, the expectation holds (exit status 0)."""
-        return self.agree and self.expect_ok is not False
+        """Agreement, no impossible event and, with ``[expect]``, the expectation holds
+        (exit status 0)."""
+        return self.agree and self.impossible is None and self.expect_ok is not False
 
     def to_json(self) -> dict:
+        d = self.drain
         return {
             "scenario": self.scenario.name,
             "file": self.scenario.path,
@@ -85,23 +157,44 @@ class Verdict:
             "expect_mismatches": (None if self.expect_mismatches is None
                                   else list(self.expect_mismatches)),
             "deviations": list(self.deviations),
+            "known_bugs": list(self.known_bugs),
+            "divergences": list(self.divergent),
+            "impossible": None if self.impossible is None else {
+                "index": self.impossible.index, "event": self.impossible.event.to_dict(),
+                "mode": self.impossible.mode, "message": self.impossible.message()},
             "events": [{
                 "event": e.event.to_dict(),
                 "hardware": to_json(e.hardware),
                 "software": to_json(e.software),
                 "differences": list(e.differences),
                 "divergences": list(e.divergent),
-                "deviations": {f: c for f, c in e.classes if c is not None},
+                "deviations": e.by_kind(bugs=False),
+                "known_bugs": e.by_kind(bugs=True),
             } for e in self.events],
+            "drain": None if d is None else {
+                "hardware": {"steps": [s.kind for s in d.hardware_steps],
+                             "final": to_json(d.hardware), "settled": d.settled[0]},
+                "software": {"steps": [s.kind for s in d.software_steps],
+                             "final": to_json(d.software), "settled": d.settled[1]},
+                "lost": {check: {"hardware": sorted(h), "software": sorted(s)}
+                         for check, (h, s) in d.lost},
+                "differences": list(d.differences),
+                "divergences": list(d.divergent),
+                "deviations": d.by_kind(bugs=False),
+                "known_bugs": d.by_kind(bugs=True),
+            },
         }
 
 
 def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
-            hardware: tuple[Outcome, ...], software: tuple[Outcome, ...]) -> Verdict:
-    """Compare the outcomes event by event and classify every difference."""
+            hardware: SideRun, software: SideRun) -> Verdict:
+    """Compare the two runs event by event, then at rest, and classify every difference."""
     results: list[EventResult] = []
     previous: EventResult | None = None
-    for event, hw, sw in zip(scenario.events, hardware, software, strict=True):
+    bug_vectors: dict[str, frozenset[int]] = {}  # known bugs hit so far -> their vectors
+    last_bug: str | None = None
+    applied = scenario.events[:len(hardware.outcomes)]  # all, unless an event was impossible
+    for event, hw, sw in zip(applied, hardware.outcomes, software.outcomes, strict=True):
         diffs = differences(hw, sw)
         classes: dict[str, str | None] = {}
         if previous is not None:
@@ -111,17 +204,115 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
                 if (carried.get(name) is not None and hw.get(field) == previous.hardware.get(field)
                         and sw.get(field) == previous.software.get(field)):
                     classes[name] = carried[name]
-        ctx = Context(scenario, event, None if previous is None else previous.software, hw, sw)
+        ctx = Context(scenario, version, event, None if previous is None else previous.software,
+                      hw, sw)
         open_fields = {d for d in diffs if d not in classes}
+        for bug in KNOWN_BUGS:
+            explained = bug.explains(ctx, open_fields)
+            if explained:
+                bug_vectors[bug.id] = bug_vectors.get(bug.id, frozenset()) | bug.vectors(ctx)
+                last_bug = bug.id
+            for name in explained:
+                classes[name] = bug.id
+            open_fields -= set(classes)
         for deviation in DEVIATIONS:
             for name in deviation.explains(ctx, open_fields):
                 classes[name] = deviation.id
             open_fields -= set(classes)
+        if hw.mode != sw.mode and last_bug is not None:
+            for name in open_fields:
+                classes[name] = last_bug
+            open_fields = set()
         for name in open_fields:
             classes[name] = None
-        previous = EventResult(event, hw, sw, tuple(diffs),
-                               tuple((d, classes[d]) for d in diffs))
+        previous = EventResult(tuple(diffs), tuple((d, classes[d]) for d in diffs),
+                               event, hw, sw)
         results.append(previous)
-    mismatches = None if scenario.expect is None else tuple(
-        scenario.expect.mismatches(hardware[-1]))
-    return Verdict(scenario, version, sim, seed, tuple(results), mismatches)
+    drain = None
+    if hardware.impossible is None:
+        hit = {c for r in results for _, c in r.classes if c is not None}
+        drain = _judge_rest(scenario, hardware, software, bug_vectors,
+                            [by_id(i) for i in sorted(hit) if not is_known_bug(i)])
+    mismatches = None
+    if scenario.expect is not None and hardware.outcomes:
+        mismatches = tuple(scenario.expect.mismatches(hardware.outcomes[-1]))
+    return Verdict(scenario, version, sim, seed, tuple(results), drain, hardware.impossible,
+                   mismatches)
+
+
+def _l1_delivered(side: SideRun) -> Counter[int]:
+    """Vectors L1 received: the interruption information of every VM exit that had one."""
+    return Counter(o.vmexit.intr_info & 0xFF for o in side.steps
+                   if o.vmexit is not None and o.vmexit.intr_info & INTR_INFO_VALID)
+
+
+def _stuck(outcome: Outcome) -> frozenset[int]:
+    """PIR bits that no notification will ever harvest: ON = 1 at rest."""
+    return outcome.pid.pir if outcome.pid.on else frozenset()
+
+
+def _one_sided(hw: Counter[int], sw: Counter[int]) -> tuple[frozenset[int], frozenset[int]]:
+    """The vectors counted more often on the hardware, and those counted more often on KVM."""
+    return frozenset(hw - sw), frozenset(sw - hw)
+
+
+def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
+                bug_vectors: dict[str, frozenset[int]],
+                deviations: list) -> DrainResult:
+    hw, sw = hardware.final, software.final
+    lost: dict[str, tuple[frozenset[int], frozenset[int]]] = {}
+    l2 = _one_sided(Counter(hw.l2.delivered), Counter(sw.l2.delivered))
+    if any(l2):
+        lost[LOST[0]] = l2
+    l1 = _one_sided(_l1_delivered(hardware), _l1_delivered(software))
+    if any(l1):
+        lost[LOST[1]] = l1
+    if _stuck(hw) != _stuck(sw):
+        lost[LOST[2]] = (_stuck(hw) - _stuck(sw), _stuck(sw) - _stuck(hw))
+    fields = [d for d in differences(hw, sw)
+              if not d.startswith("vmexit") and d != "vmentry_error"
+              and not (d == "l2.delivered" and any(l2))]
+    classes: dict[str, str | None] = {}
+    if not hardware.drain_settled or not software.drain_settled:
+        classes["drain.settled"] = None
+    for check, (hw_only, sw_only) in lost.items():
+        classes[check] = _bug_covering(hw_only | sw_only, bug_vectors)
+    ctx = DrainContext(scenario, hw, sw, tuple(fields))
+    for name in fields:
+        classes[name] = _explain_residue(name, hw, sw, ctx, bug_vectors, deviations)
+    return DrainResult(
+        differences=tuple(classes), classes=tuple(classes.items()),
+        hardware_steps=tuple(e for e, _ in hardware.drain),
+        software_steps=tuple(e for e, _ in software.drain),
+        hardware=hw, software=sw, lost=tuple(lost.items()),
+        settled=(hardware.drain_settled, software.drain_settled))
+
+
+def _bug_covering(vectors: frozenset[int], bug_vectors: dict[str, frozenset[int]]) -> str | None:
+    """The first known bug hit earlier whose vectors cover ``vectors`` (alone, or together
+    with the other bugs hit: then the first that shares a vector), or None."""
+    for bug_id, covered in sorted(bug_vectors.items()):
+        if vectors <= covered:
+            return bug_id
+    if bug_vectors and vectors <= frozenset().union(*bug_vectors.values()):
+        return next(b for b, c in sorted(bug_vectors.items()) if c & vectors)
+    return None
+
+
+def _explain_residue(name: str, hw: Outcome, sw: Outcome, ctx: DrainContext,
+                     bug_vectors: dict[str, frozenset[int]],
+                     deviations: list[Deviation]) -> str | None:
+    """A field still different at rest: a known bug hit earlier that claims the field (with
+    its vectors covering the difference, for a vector field), a deviation's checked
+    residue, or None."""
+    a, b = hw.get(name), sw.get(name)
+    changed = (frozenset(a) ^ frozenset(b)) if isinstance(a, frozenset | tuple) else None
+    for bug_id, covered in sorted(bug_vectors.items()):
+        bug = by_id(bug_id)
+        assert isinstance(bug, KnownBug)
+        if name in bug.fields and (changed is None or changed <= covered):
+            return bug_id
+    for deviation in deviations:
+        if deviation.explains_residue(ctx, {name}):
+            return deviation.id
+    return None

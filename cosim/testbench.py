@@ -24,11 +24,14 @@ from dataclasses import dataclass
 from rtl.top import PathState
 
 from .bench import Bench
+from .drain import MAX_DRAIN_STEPS, Impossible, SideRun, next_drain_event, settled
 from .memory import MemoryResponder, WordMemory
 from .outcome import L1ApicOutcome, L2Outcome, Outcome, PidOutcome, VmExit, bitmap, vectors
 from .scenario import (
     EoiEvent,
     Event,
+    L1,
+    L2,
     InterruptEvent,
     L2EoiEvent,
     L2TprEvent,
@@ -51,6 +54,7 @@ MAX_CYCLES_PER_EVENT = 2000
 MAX_WAIT_STATES = 3
 
 PATH_STATE_POSTED = PathState.POSTED.value
+PATH_STATE_ROOT = PathState.ROOT.value
 
 
 # --- transactions -----------------------------------------------------------------------------
@@ -149,6 +153,11 @@ class PathMonitor:
             active = True
         return active or b.get("state") == PATH_STATE_POSTED
 
+    @property
+    def mode(self) -> str:
+        """The guest that runs: L1 in VMX root operation, else L2."""
+        return L1 if self.bench.get("state") == PATH_STATE_ROOT else L2
+
     def outcome(self, since: int, memory: WordMemory, addr: int) -> Outcome:
         """The outcome record: the strobes since transaction ``since`` and the state now."""
         b = self.bench
@@ -162,6 +171,7 @@ class PathMonitor:
         return Outcome(
             vmexit=exits[-1] if exits else None,
             vmentry_error=errors[-1] if errors else None,
+            mode=self.mode,
             l1_apic=L1ApicOutcome(irr=vectors(b.get("irr")), isr=vectors(b.get("isr")),
                                   ppr=b.get("ppr"), eoi_messages=eois),
             pid=PidOutcome(pir=vectors(desc["pir"]), on=desc["on"], sn=desc["sn"]),
@@ -266,9 +276,10 @@ class PathDriver:
 # --- running jobs -----------------------------------------------------------------------------
 
 
-async def run_job(bench: Bench, scenario: Scenario, job: Job) -> tuple[Outcome, ...]:
-    """One scenario on the bench; one outcome per event (start-up effects are part of the
-    first event's outcome, as for the KVM model)."""
+async def run_job(bench: Bench, scenario: Scenario, job: Job) -> SideRun:
+    """One scenario on the bench: an outcome per event (start-up effects are part of the first
+    event's outcome, as for the KVM model), then the drain (``cosim.drain``). An event that
+    cannot happen in the mode the hardware is in stops the run there (no drain)."""
     memory = WordMemory()
     addr = desc_addr(scenario)
     p = scenario.pid
@@ -289,16 +300,35 @@ async def run_job(bench: Bench, scenario: Scenario, job: Job) -> tuple[Outcome, 
     monitor = PathMonitor(bench)
     driver = PathDriver(bench, monitor, responder)
     await driver.start(scenario)
-    outcomes = []
+    outcomes: list[Outcome] = []
     since = 0
-    for i, event in enumerate(scenario.events):
-        current["event"], current["start"] = i, responder.cycle
+
+    async def step(event: Event) -> Outcome:
+        nonlocal since
         await driver.apply(event, memory, addr)
-        outcomes.append(monitor.outcome(since, memory, addr))
+        outcome = monitor.outcome(since, memory, addr)
         since = len(monitor.transactions)
-    return tuple(outcomes)
+        return outcome
+
+    for i, event in enumerate(scenario.events):
+        if monitor.mode not in event.modes:
+            return SideRun(tuple(outcomes), impossible=Impossible(i, event, monitor.mode))
+        current["event"], current["start"] = i, responder.cycle
+        outcomes.append(await step(event))
+    current["event"] = -1  # other agents' posts belong to the scenario's events
+    drain: list[tuple[Event, Outcome]] = []
+    last = outcomes[-1]
+    for _ in range(MAX_DRAIN_STEPS):
+        if (event := next_drain_event(last)) is None:
+            return SideRun(tuple(outcomes), tuple(drain))
+        outcome = await step(event)
+        drain.append((event, outcome))
+        if settled(last, outcome):
+            return SideRun(tuple(outcomes), tuple(drain))
+        last = outcome
+    return SideRun(tuple(outcomes), tuple(drain), drain_settled=False)
 
 
-async def run_jobs(bench: Bench, jobs: list[tuple[Scenario, Job]]) -> list[tuple[Outcome, ...]]:
+async def run_jobs(bench: Bench, jobs: list[tuple[Scenario, Job]]) -> list[SideRun]:
     """Every job in one simulation, one after the other (reset between them)."""
     return [await run_job(bench, scenario, job) for scenario, job in jobs]

@@ -157,13 +157,21 @@ def post(vcpu: Vcpu, vector: int) -> None:
 
 
 def eoi(vcpu: Vcpu) -> None:
-    """L1 writes EOI; the write reaches KVM's emulated APIC (``apic_set_eoi``)."""
+    """L1 writes EOI; the write reaches KVM's emulated APIC (``apic_set_eoi``). While the vCPU
+    runs L2, L1 is not running and cannot write (the hardware side has L1 running)."""
+    if vcpu.guest_mode:
+        vcpu.trace("eoi: L2 is running, L1 cannot write its EOI; event has no effect")
+        return
     lapic.apic_set_eoi(vcpu.apic)
     x86.vcpu_run(vcpu)
 
 
 def tpr(vcpu: Vcpu, value: int) -> None:
-    """L1 writes TPR; the write reaches KVM's emulated APIC (``kvm_lapic_set_tpr``)."""
+    """L1 writes TPR; the write reaches KVM's emulated APIC (``kvm_lapic_set_tpr``). While the
+    vCPU runs L2, L1 is not running and cannot write."""
+    if vcpu.guest_mode:
+        vcpu.trace("tpr: L2 is running, L1 cannot write its TPR; event has no effect")
+        return
     lapic.kvm_lapic_set_tpr(vcpu, value)
     x86.vcpu_run(vcpu)
 

@@ -1,0 +1,116 @@
+"""The drain: after a scenario's last event, each side runs to quiescence as a real L1 and L2
+would, so that "KVM does it later" is checked rather than trusted (``DESIGN.md`` section 7).
+
+The drain is a policy over one side's own outcomes, applied by both sides (the hardware
+testbench and the KVM model) with the same code: while L1 runs, L1 writes EOI for what is in
+service, then re-enters L2 (``vm_entry``); while L2 runs, L2 writes EOI for what is in service
+(``l2_eoi``); it stops when L2 runs with nothing in service, when a VM entry fails, or when a
+step changes nothing (for example a VM entry that exits at once without acknowledging the
+interrupt: a real L1 would then take it with interrupts enabled, which is outside the path
+modelled here). Each side drains from its own state, so a side that exited to L1 where the
+other did not still gets every chance to deliver what it holds.
+
+:class:`SideRun` is what one side did with a scenario: the outcome after every event, the drain
+steps and where an impossible event stopped the run.
+"""
+
+from dataclasses import dataclass, replace
+
+from .outcome import Outcome, to_json
+from .scenario import EVENT_KINDS, L1, EoiEvent, Event, L2EoiEvent, VmEntryEvent
+
+__all__ = ["MAX_DRAIN_STEPS", "Impossible", "SideRun", "event_from_dict", "next_drain_event",
+           "settled"]
+
+#: A bound on the drain: each L1 round (EOI, VM entry, VM exit) consumes one pending vector,
+#: so a side still changing after this many steps is stuck.
+MAX_DRAIN_STEPS = 512
+
+
+def next_drain_event(last: Outcome) -> Event | None:
+    """The next thing a real L1 or L2 does to bring the system to rest, or None at rest."""
+    if last.mode == L1:
+        if last.l1_apic.isr:
+            return EoiEvent()
+        if last.vmentry_error is not None:
+            return None  # the same vmcs12 fails the same checks again
+        return VmEntryEvent()
+    if last.l2.visr:
+        return L2EoiEvent()
+    return None
+
+
+def _state(outcome: Outcome) -> Outcome:
+    """The outcome without what belongs to the step itself (its VM exit or entry failure)."""
+    return replace(outcome, vmexit=None, vmentry_error=None)
+
+
+def settled(before: Outcome, after: Outcome) -> bool:
+    """A drain step changed nothing: running further would repeat it."""
+    return _state(before) == _state(after)
+
+
+def event_from_dict(data: dict) -> Event:
+    """The inverse of ``Event.to_dict()`` (events cross the cocotb process boundary so)."""
+    fields = dict(data)
+    return EVENT_KINDS[fields.pop("kind")](**fields)
+
+
+@dataclass(frozen=True)
+class Impossible:
+    """Event ``index`` could not happen: it needs a mode other than ``mode``, the guest
+    that ran at that point on the hardware (the reference for modes)."""
+
+    index: int
+    event: Event
+    mode: str
+
+    def message(self) -> str:
+        need = " or ".join(m.upper() for m in self.event.modes)
+        return (f"impossible event: events[{self.index}] ({self.event.kind}) needs {need} "
+                f"running, but {self.mode.upper()} runs at that point; the scenario stops "
+                "there")
+
+
+@dataclass(frozen=True)
+class SideRun:
+    """One side's run of a scenario: an outcome per event applied, the drain's steps (each
+    with its outcome) and whether it reached rest, and the impossible event, if one stopped
+    the run (then there is no drain)."""
+
+    outcomes: tuple[Outcome, ...]
+    drain: tuple[tuple[Event, Outcome], ...] = ()
+    drain_settled: bool = True
+    impossible: Impossible | None = None
+
+    @property
+    def final(self) -> Outcome:
+        """The state at rest: after the drain, or after the last event applied."""
+        return self.drain[-1][1] if self.drain else self.outcomes[-1]
+
+    @property
+    def steps(self) -> tuple[Outcome, ...]:
+        """Every outcome in order: the events', then the drain's."""
+        return self.outcomes + tuple(o for _, o in self.drain)
+
+    def to_json(self) -> dict:
+        return {
+            "outcomes": [to_json(o) for o in self.outcomes],
+            "drain": [[e.to_dict(), to_json(o)] for e, o in self.drain],
+            "drain_settled": self.drain_settled,
+            "impossible": None if self.impossible is None else {
+                "index": self.impossible.index, "event": self.impossible.event.to_dict(),
+                "mode": self.impossible.mode},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "SideRun":
+        imp = data["impossible"]
+        return cls(
+            outcomes=tuple(Outcome.from_json(o) for o in data["outcomes"]),
+            drain=tuple((event_from_dict(e), Outcome.from_json(o)) for e, o in data["drain"]),
+            drain_settled=data["drain_settled"],
+            impossible=None if imp is None else Impossible(imp["index"],
+                                                           event_from_dict(imp["event"]),
+                                                           imp["mode"]),
+        )
