@@ -23,7 +23,7 @@ from software_model import KernelVersion
 from .backends import SIMS
 from .deviations import by_id, is_known_bug
 from .drain import MAX_DRAIN_STEPS
-from .kvm_reference import ModelRun, run_model
+from .kvm_reference import ModelRun, run_beside, run_model
 from .outcome import FIELDS, Outcome, to_json
 from .scenario import Scenario, ScenarioError, load_scenario
 from .scoreboard import Verdict
@@ -151,15 +151,21 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def _model_json(run: ModelRun) -> dict:
     mismatches = run.expect_mismatches
+    side = run.side
+    n = len(side.outcomes)
     return {
         "scenario": run.scenario.name,
         "file": run.scenario.path,
         "kvm": run.version.value,
         "commit": run.version.commit,
         "expect_ok": None if mismatches is None else not mismatches,
+        "impossible": None if side.impossible is None else side.impossible.message(),
         "events": [{"event": event.to_dict(), "software": to_json(outcome), "trace": list(trace)}
-                   for event, outcome, trace in zip(run.scenario.events, run.outcomes,
-                                                    run.traces, strict=True)],
+                   for event, outcome, trace in zip(run.scenario.events[:n], side.outcomes,
+                                                    run.traces[:n], strict=True)],
+        "drain": [{"event": event.to_dict(), "software": to_json(outcome), "trace": list(trace)}
+                  for (event, outcome), trace in zip(side.drain, run.traces[n:], strict=True)],
+        "drain_settled": side.drain_settled,
     }
 
 
@@ -207,32 +213,52 @@ def _describe_event(event) -> str:
     return " ".join(parts)
 
 
+def _print_rows(names, before, now, all_fields: bool, width: int) -> None:
+    for name in names:
+        values = [o.get(name) for o in now]
+        differ = len(set(map(format_value, values))) > 1
+        if not (differ or _row_shown(name, now, before, all_fields)):
+            continue
+        mark = "*" if differ else " "
+        print(f" {mark} {name.ljust(NAME_WIDTH)}" + "".join(format_value(v).ljust(width + 2)
+                                                   for v in values).rstrip())
+
+
 def _print_model(runs: list[ModelRun], all_fields: bool, trace: bool) -> None:
     scenario: Scenario = runs[0].scenario
     print(f"== {scenario.name} ({scenario.path})")
     if scenario.description:
         print(f"   {scenario.description.strip()}")
-    width = _column_width([o for r in runs for o in r.outcomes])
+    width = _column_width([o for r in runs for o in r.side.steps])
     header = ("   " + "field".ljust(NAME_WIDTH)
               + "".join(r.version.value.ljust(width + 2) for r in runs)).rstrip()
     previous: list[Outcome | None] = [None] * len(runs)
-    for i, event in enumerate(scenario.events):
+    applied = min(len(r.outcomes) for r in runs)
+    for i, event in enumerate(scenario.events[:applied]):
         print(f"-- event {i}: {_describe_event(event)}")
         print(header)
         now = [r.outcomes[i] for r in runs]
-        for name in FIELDS:
-            values = [o.get(name) for o in now]
-            differ = len(set(map(format_value, values))) > 1
-            if not (differ or _row_shown(name, now, previous, all_fields)):
-                continue
-            mark = "*" if differ else " "
-            print(f" {mark} {name.ljust(NAME_WIDTH)}" + "".join(format_value(v).ljust(width + 2)
-                                                       for v in values).rstrip())
+        _print_rows(FIELDS, previous, now, all_fields, width)
         if trace:
             for r in runs:
                 for line in r.traces[i]:
                     print(f"     [{r.version.value}] {line}")
         previous = now
+    for r in runs:
+        if r.side.impossible is not None:
+            print(f"   [{r.version.value}] {r.side.impossible.message()}")
+    if all(r.side.impossible is None for r in runs):
+        print("-- drain: each version runs to rest as L1 and L2 would")
+        for r in runs:
+            steps = " ".join(e.kind for e, _ in r.side.drain) or "nothing to do"
+            settled = "" if r.side.drain_settled else " (did not come to rest)"
+            print(f"     {r.version.value}: {steps}{settled}")
+        print(header)
+        _print_rows(FIELDS, previous, [r.side.final for r in runs], all_fields, width)
+        if trace:
+            for r in runs:
+                for line in (x for t in r.traces[len(r.outcomes):] for x in t):
+                    print(f"     [{r.version.value}] {line}")
     if scenario.expect is not None:
         verdicts = []
         for r in runs:
@@ -286,9 +312,8 @@ def _replay(args, scenarios: list[Scenario], versions: list[KernelVersion]) -> i
     status = EXIT_OK
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     for scenario, run in zip(scenarios, runs, strict=True):
-        stop = None if run.side.impossible is None else run.side.impossible.index
         for version in versions:
-            software = run_model(scenario, version, until=stop).side
+            software = run_beside(scenario, version, run.side).side
             verdict = compare(scenario, version, sim, args.seed, run.side, software)
             if verdict.impossible is not None:
                 status = EXIT_BAD_INPUT

@@ -27,7 +27,7 @@ from .scenario import (
     VmEntryEvent,
 )
 
-__all__ = ["KvmReference", "ModelRun", "run_model"]
+__all__ = ["KvmReference", "ModelRun", "run_beside", "run_model"]
 
 
 def _virtual_apic_page_addr(desc_addr: int) -> int:
@@ -168,12 +168,13 @@ class ModelRun:
 
 
 def run_model(scenario: Scenario, version: KernelVersion, *, until: int | None = None,
-              drain: bool = True) -> ModelRun:
+              own_modes: bool = True) -> ModelRun:
     """Run the events of ``scenario`` through the model at ``version``, then the drain.
 
-    ``until`` stops before that event index (where the hardware, the reference for modes,
-    found an impossible event; then there is no drain). Without it, the model's own mode
-    decides whether an event can happen.
+    Beside the hardware (the reference for modes), ``own_modes`` is false and ``until`` is
+    the index of the event the hardware found impossible, if any: the run stops before it,
+    with no drain. Alone (``pi-cosim model``), the model's own mode decides whether an event
+    can happen.
     """
     ref = KvmReference(scenario, version)
     outcomes: list[Outcome] = []
@@ -190,13 +191,13 @@ def run_model(scenario: Scenario, version: KernelVersion, *, until: int | None =
     for i, event in enumerate(scenario.events):
         if until is not None and i == until:
             return ModelRun(scenario, version, SideRun(tuple(outcomes)), tuple(traces))
-        if until is None:
+        if own_modes:
             if (current := ref.mode()) not in event.modes:
                 impossible = Impossible(i, event, current)
                 return ModelRun(scenario, version, SideRun(tuple(outcomes), impossible=impossible),
                                 tuple(traces))
         outcomes.append(step(event))
-    if until is not None or not drain:
+    if until is not None:
         return ModelRun(scenario, version, SideRun(tuple(outcomes)), tuple(traces))
     steps: list[tuple[Event, Outcome]] = []
     last = outcomes[-1]
@@ -212,3 +213,10 @@ def run_model(scenario: Scenario, version: KernelVersion, *, until: int | None =
         return ModelRun(scenario, version, SideRun(tuple(outcomes), tuple(steps), False),
                         tuple(traces))
     return ModelRun(scenario, version, SideRun(tuple(outcomes), tuple(steps)), tuple(traces))
+
+
+def run_beside(scenario: Scenario, version: KernelVersion, hardware: SideRun) -> ModelRun:
+    """The model's run to compare with the hardware's: the hardware decides which events can
+    happen (it is the reference for modes), so the model stops where the hardware stopped."""
+    stop = None if hardware.impossible is None else hardware.impossible.index
+    return run_model(scenario, version, until=stop, own_modes=False)

@@ -3,9 +3,15 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from cosim.cli import main
+from cosim.cli import main, result_line
+from cosim.drain import SideRun
+from cosim.kvm_reference import run_model
+from cosim.scenario import load_scenario
+from cosim.scoreboard import compare
+from software_model import KernelVersion
 
 SEED = str(Path(__file__).parent.parent / "scenarios" / "seed-ipiv.toml")
 
@@ -18,6 +24,8 @@ def test_model_prints_versions_side_by_side_and_marks_differences(capsys):
     line = next(ln for ln in out.splitlines() if "vmexit" in ln)
     assert line.split()[:5] == ["*", "vmexit", "exit", "1", "info"]
     assert "0x800000ff" in line and line.rstrip().endswith("none")
+    assert "-- drain: each version runs to rest as L1 and L2 would\n" \
+           "     pre-patch: eoi vm_entry\n     post-patch: l2_eoi\n     nov-2024: l2_eoi\n" in out
     assert "pre-patch: misses vmexit, pid.pir, pid.on, l2.visr, l2.svi, l2.delivered; " \
            "post-patch: holds; nov-2024: holds" in out
 
@@ -32,7 +40,7 @@ def test_model_json_shape(capsys):
     event = doc["events"][0]
     assert event["event"] == {"kind": "interrupt", "vector": 255, "route": "ipiv"}
     assert event["software"] == {
-        "vmexit": None, "vmentry_error": None,
+        "vmexit": None, "vmentry_error": None, "mode": "l2",
         "l1_apic": {"irr": [], "isr": [], "ppr": 0, "eoi_messages": []},
         "pid": {"pir": [], "on": False, "sn": False},
         "l2": {"virr": [], "visr": [65], "rvi": 0, "svi": 65, "vppr": 64, "delivered": [65]},
@@ -68,7 +76,7 @@ def test_console_script_help_lists_model():
 
 SCENARIOS = Path(__file__).parent.parent / "scenarios"
 SEED_OUTCOME = {
-    "vmexit": None, "vmentry_error": None,
+    "vmexit": None, "vmentry_error": None, "mode": "l2",
     "l1_apic": {"irr": [], "isr": [], "ppr": 0, "eoi_messages": []},
     "pid": {"pir": [], "on": False, "sn": False},
     "l2": {"virr": [], "visr": [65], "rvi": 0, "svi": 65, "vppr": 64, "delivered": [65]},
@@ -76,34 +84,70 @@ SEED_OUTCOME = {
 
 
 def test_replay_json_contract(capsys):
-    """The --json shape of DESIGN.md section 6, for both versions, from one simulation."""
+    """The --json shape of DESIGN.md section 6, for all versions, from one simulation: the
+    seed is known bug KB1 on pre-patch (still agree = false, exit 1), with the drain's lost
+    interrupts."""
     assert main(["replay", SEED, "--sim", "amaranth", "--kvm", "all", "--json"]) == 1
     docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [d["kvm"] for d in docs] == ["pre-patch", "post-patch", "nov-2024"]
     pre, post, _ = docs
-    assert {k: post[k] for k in ("scenario", "sim", "agree", "expect_ok", "deviations")} == {
+    keys = ("scenario", "sim", "agree", "expect_ok", "deviations", "known_bugs", "divergences",
+            "impossible")
+    assert {k: post[k] for k in keys} == {
         "scenario": "seed-ipiv", "sim": "amaranth", "agree": True, "expect_ok": True,
-        "deviations": []}
+        "deviations": [], "known_bugs": [], "divergences": [], "impossible": None}
     assert post["events"][0]["event"] == {"kind": "interrupt", "vector": 255, "route": "ipiv"}
     assert post["events"][0]["hardware"] == post["events"][0]["software"] == SEED_OUTCOME
     assert post["events"][0]["differences"] == []
-    assert pre["agree"] is False and pre["expect_ok"] is True
+    assert post["drain"]["hardware"]["steps"] == post["drain"]["software"]["steps"] == ["l2_eoi"]
+    assert post["drain"]["differences"] == [] and post["drain"]["lost"] == {}
+    assert {k: pre[k] for k in keys} == {
+        "scenario": "seed-ipiv", "sim": "amaranth", "agree": False, "expect_ok": True,
+        "deviations": [], "known_bugs": ["KB1"], "divergences": [], "impossible": None}
     event = pre["events"][0]
     assert event["hardware"] == SEED_OUTCOME
     assert event["software"]["vmexit"] == {"reason": 1, "intr_info": 0x800000FF,
                                            "qualification": 0}
-    assert event["differences"] == ["vmexit", "l1_apic.isr", "l1_apic.ppr", "pid.pir", "pid.on",
-                                    "l2.visr", "l2.svi", "l2.vppr", "l2.delivered"]
-    assert event["divergences"] == event["differences"] and event["deviations"] == {}
+    assert event["differences"] == ["vmexit", "mode", "l1_apic.isr", "l1_apic.ppr", "pid.pir",
+                                    "pid.on", "l2.visr", "l2.svi", "l2.vppr", "l2.delivered"]
+    assert event["known_bugs"] == {f: "KB1" for f in event["differences"]}
+    assert event["divergences"] == [] and event["deviations"] == {}
+    drain = pre["drain"]
+    assert drain["hardware"]["steps"] == ["l2_eoi"]
+    assert drain["software"]["steps"] == ["eoi", "vm_entry"]
+    assert drain["lost"] == {"lost.l2_delivered": {"hardware": [0x41], "software": []},
+                             "lost.l1_delivered": {"hardware": [], "software": [0xFF]},
+                             "lost.pid_stuck": {"hardware": [], "software": [0x41]}}
+    assert drain["known_bugs"] == {"lost.l2_delivered": "KB1", "lost.l1_delivered": "KB1",
+                                   "lost.pid_stuck": "KB1", "pid.pir": "KB1", "pid.on": "KB1"}
 
 
 def test_replay_names_deviations_and_exits_0(capsys):
-    files = [str(SCENARIOS / f"{n}.toml") for n in ("nv-with-on-clear", "pir-vector-zero")]
+    files = [str(SCENARIOS / f"{n}.toml") for n in ("l2-virtual-before-l1-exit",
+                                                    "pir-vector-zero")]
     assert main(["replay", *files, "--sim", "amaranth", "--json"]) == 0
     docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(d["scenario"], d["agree"], d["deviations"]) for d in docs] == [
-        ("nv-with-on-clear", True, ["D1"]), ("pir-vector-zero", True, ["D2"])]
+    assert [(d["scenario"], d["agree"], d["deviations"], d["known_bugs"]) for d in docs] == [
+        ("l2-virtual-before-l1-exit", True, ["D10"], []), ("pir-vector-zero", True, ["D2"], [])]
     assert docs[1]["events"][0]["deviations"] == {"pid.pir": "D2", "l2.virr": "D2"}
+    # D10 is reconciled: nothing differs at rest; D2 leaves exactly its residue (bit 0)
+    assert docs[0]["drain"]["differences"] == []
+    assert docs[1]["drain"]["deviations"] == {"pid.pir": "D2", "l2.virr": "D2"}
+    assert docs[1]["drain"]["lost"] == {}
+
+
+def test_replay_d6_scenario_is_a_known_bug_until_nov_2024(capsys):
+    """The issue's acceptance: nv-before-lower-vector with the drain reports known bug KB2
+    for pre-patch and post-patch and agreement (deviation D10, reconciled) for nov-2024."""
+    scenario = str(SCENARIOS / "nv-before-lower-vector.toml")
+    assert main(["replay", scenario, "--sim", "amaranth", "--kvm", "all", "--json"]) == 1
+    docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(d["agree"], d["known_bugs"], d["deviations"]) for d in docs] == [
+        (False, ["KB2"], []), (False, ["KB2"], []), (True, [], ["D10"])]
+    assert docs[1]["drain"]["software"]["final"]["pid"] == {"pir": [0x41], "on": True,
+                                                            "sn": False}
+    assert docs[1]["drain"]["hardware"]["final"]["l2"]["delivered"] == [0x41]
+    assert docs[2]["drain"]["software"]["final"]["l2"]["delivered"] == [0x41]
 
 
 def test_replay_human_output_side_by_side(capsys):
@@ -112,15 +156,52 @@ def test_replay_human_output_side_by_side(capsys):
     assert "hardware: amaranth, memory seed 0    software: KVM pre-patch (8c23670f2b00)" in out
     line = next(ln for ln in out.splitlines() if "vmexit" in ln)
     assert line.split()[:4] == ["!", "vmexit", "none", "exit"]
-    assert line.endswith("<- divergence (vmexit)")
-    assert "   result: DIVERGENCE in l1_apic.isr, l1_apic.ppr, l2.delivered" in out
-    assert main(["replay", str(SCENARIOS / "nv-with-on-clear.toml"), "--sim", "amaranth"]) == 0
+    assert line.endswith("<- known KVM bug KB1")
+    assert ("-- drain: each side runs to rest as L1 and L2 would (L1 EOIs what is in service "
+            "and re-enters L2; L2 EOIs)\n     hardware: l2_eoi\n     KVM:      eoi vm_entry\n"
+            in out)
+    line = next(ln for ln in out.splitlines() if "lost.l2_delivered" in ln)
+    assert line.split() == ["!", "lost.l2_delivered", "{0x41}", "-", "<-", "known", "KVM",
+                            "bug", "KB1"]
+    assert ("   result: KNOWN KVM BUG KB1 (L2's notification vector in L1's IRR becomes a "
+            "nested VM exit (the seed))\n") in out
+    assert main(["replay", str(SCENARIOS / "pir-vector-zero.toml"), "--sim", "amaranth"]) == 0
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if "pid.pir" in ln)
-    assert line.split()[:4] == ["~", "pid.pir", "{}", "{0x41}"]
-    assert line.endswith("<- deviation D1")
-    assert "result: AGREE with deviations D1 (nested posted-interrupt processing with ON = 0)" \
-        in out
+    assert line.split()[:4] == ["~", "pid.pir", "{}", "{0x00}"]
+    assert line.endswith("<- deviation D2")
+    assert "result: AGREE with deviations D2 (PIR holding only bit 0)" in out
+
+
+def test_replay_unexplained_divergence_is_named_so(tmp_path, capsys):
+    """A difference no finding explains is an unexplained divergence, never a deviation or a
+    known bug: the seed against a post-patch run whose VPPR was tampered with."""
+
+    scenario = load_scenario(SEED)
+    post = run_model(scenario, KernelVersion.POST_PATCH).side
+    wrong = replace(post.outcomes[0], l2=replace(post.outcomes[0].l2, vppr=0x50))
+    verdict = compare(scenario, KernelVersion.POST_PATCH, "model", 0, post,
+                      SideRun((wrong,), post.drain))
+    assert verdict.divergent == ("l2.vppr",) and not verdict.known_bugs
+    assert not verdict.agree
+    assert result_line(verdict) == "UNEXPLAINED DIVERGENCE in l2.vppr"
+
+
+def test_replay_impossible_event_stops_the_scenario_exit_2(tmp_path, capsys):
+    """An event made impossible by what happened before (here: the interrupt did not exit,
+    so L1 is not running for its EOI) stops the scenario with a clear result."""
+    path = tmp_path / "impossible.toml"
+    path.write_text((SCENARIOS / "seed-ipiv.toml").read_text().split("[expect]")[0]
+                    + '[[events]]\nkind = "eoi"\n')
+    assert main(["replay", str(path), "--sim", "amaranth", "--kvm", "all"]) == 2
+    out = capsys.readouterr().out
+    assert ("   result: IMPOSSIBLE EVENT: events[1] (eoi) needs L1 running, but L2 runs at that "
+            "point; the scenario stops there\n") in out
+    assert "-- drain" not in out
+    assert main(["replay", str(path), "--sim", "amaranth", "--json"]) == 2
+    (doc,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert doc["impossible"]["index"] == 1 and doc["impossible"]["mode"] == "l2"
+    assert len(doc["events"]) == 1 and doc["drain"] is None
 
 
 def test_replay_missed_expect_exits_1(tmp_path, capsys):

@@ -13,30 +13,31 @@ SCENARIOS = Path(__file__).parent.parent / "scenarios"
 PRE, POST, NOV = KernelVersion.PRE_PATCH, KernelVersion.POST_PATCH, KernelVersion.NOV_2024
 
 #: scenario -> version -> the [expect] fields (the hardware outcome) that version misses; any
-#: version not listed misses none. Pre-patch misses are the seed bug; the others are known
-#: deviations from the SDM (cosim/deviations.py; nv-level-triggered's D4 is in a field its
-#: [expect] does not check).
+#: version not listed misses none. Pre-patch misses are the seed bug (KB1); the others are
+#: the known bugs KB2, KB3, KB4, KB6 and the deviations D2, D10 (cosim/deviations.py;
+#: nv-level-triggered's KB5 is in a field its [expect] does not check).
 SEED_MISSES = ["vmexit", "pid.pir", "pid.on", "l2.visr", "l2.svi", "l2.delivered"]
 D10_MISSES = ["l2.virr", "l2.visr", "l2.svi", "l2.delivered"]
 MISSES = {
     "seed-ipiv": {PRE: SEED_MISSES},
     "seed-device-post": {PRE: SEED_MISSES},
     "pir-holds-nv": {PRE: SEED_MISSES},
-    "nv-masked-by-tpr": {PRE: ["vmexit", "l2.delivered"]},
     "sn-at-receiver": {PRE: ["vmexit", "pid.pir", "pid.on", "l2.delivered"]},
     "two-notifications": {PRE: ["pid.pir", "pid.on", "l2.visr", "l2.svi", "l2.delivered"]},
     "nv-with-empty-pir": {PRE: ["vmexit", "l1_apic.isr", "pid.on"]},
     "rvi-above-pir": {PRE: ["vmexit", "l2.virr"]},
     "intr-window-exiting": {PRE: ["pid.pir", "pid.on", "l2.virr", "l2.rvi"]},
     "l2-interrupts-disabled": {PRE: ["vmexit", "pid.pir", "pid.on", "l2.virr", "l2.rvi"]},
-    "nv-with-on-clear": {PRE: ["vmexit", "pid.pir", "l2.delivered"],  # D1
+    "nv-with-on-clear": {PRE: ["vmexit", "pid.pir", "l2.delivered"],  # KB4
                          POST: ["pid.pir", "l2.delivered"], NOV: ["pid.pir", "l2.delivered"]},
     "pir-vector-zero": {PRE: ["vmexit", "pid.pir", "pid.on", "l2.virr"],  # D2
                         POST: ["pid.pir", "l2.virr"], NOV: ["pid.pir", "l2.virr"]},
-    "rvi-below-virr": {PRE: ["vmexit", "l2.virr", "l2.rvi"],  # D3
+    "rvi-below-virr": {PRE: ["vmexit", "l2.virr", "l2.rvi"],  # KB6
                        POST: ["l2.rvi"], NOV: ["l2.rvi"]},
-    "nv-before-lower-vector": {PRE: ["pid.pir", "pid.on"], POST: ["pid.pir", "pid.on"]},  # D6
+    "nv-before-lower-vector": {PRE: ["pid.pir", "pid.on"], POST: ["pid.pir", "pid.on"]},  # KB2
     "l2-virtual-before-l1-exit": {v: D10_MISSES for v in KernelVersion},  # D10
+    "trapped-ipi-nv-masked": {v: ["l1_apic.irr", "pid.pir", "pid.on", "l2.delivered"]
+                              for v in KernelVersion},  # KB3
 }
 
 
@@ -75,8 +76,21 @@ def test_trapped_ipi_agrees_across_versions():
 def test_start_effects_are_part_of_the_first_event(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text('[l1_apic]\nirr = [0x60]\n[vmcs12]\nexternal_interrupt_exiting = true\n'
-                    'acknowledge_interrupt_on_exit = true\n[[events]]\nkind = "l2_eoi"\n')
+                    'acknowledge_interrupt_on_exit = true\n[[events]]\nkind = "eoi"\n')
     run = run_model(load_scenario(path), POST)
     assert run.outcomes[0].vmexit == VmExit(reason=1, intr_info=0x80000060)
-    assert run.traces[0][-1] == "l2_eoi: no virtual-interrupt delivery for a running L2; " \
-                                "event has no effect"
+    assert run.outcomes[0].mode == "l1" and run.outcomes[0].l1_apic.isr == frozenset()
+
+
+def test_an_event_the_model_cannot_run_stops_the_run(tmp_path):
+    """Without the hardware (``pi-cosim model``), the model's own mode decides: an L2 EOI
+    after the start-up exit to L1 is an impossible event."""
+    path = tmp_path / "s.toml"
+    path.write_text('[l1_apic]\nirr = [0x60]\n[vmcs12]\nexternal_interrupt_exiting = true\n'
+                    'acknowledge_interrupt_on_exit = true\n[[events]]\nkind = "l2_eoi"\n')
+    run = run_model(load_scenario(path), POST)
+    assert run.outcomes == () and run.side.drain == ()
+    assert run.side.impossible.index == 0 and run.side.impossible.mode == "l1"
+    assert run.side.impossible.message() == (
+        "impossible event: events[0] (l2_eoi) needs L2 running, but L1 runs at that point; "
+        "the scenario stops there")

@@ -60,7 +60,7 @@ def test_load_full_scenario(tmp_path):
 
 
 def test_omitted_keys_take_reset_values(tmp_path):
-    s = load_scenario(write(tmp_path, '[[events]]\nkind = "eoi"\n', name="reset.toml"))
+    s = load_scenario(write(tmp_path, '[[events]]\nkind = "l2_eoi"\n', name="reset.toml"))
     assert s.name == "reset"
     assert s.l1_apic == L1Apic(irr=frozenset(), isr=frozenset(), tmr=frozenset(), tpr=0,
                                spurious_vector=0xFF)
@@ -148,7 +148,15 @@ BAD = [
      '(SDM 26.2.1.1); a scenario that starts in L2 needs a vmcs12 that passed the VM-entry '
      'checks: fix it, or set start = "l1" and add a vm_entry event'),
     ("vm_entry while L2 runs", '[[events]]\nkind = "vm_entry"\n',
-     'events[0].kind: vm_entry while L2 runs; set start = "l1" to begin with L1 running'),
+     "events[0].kind: 'vm_entry' can happen only while L1 runs, but L2 runs at this point; "
+     'an L1 APIC write or VMLAUNCH happens only after a VM exit to L1 (or with start = "l1")'),
+    ("L1 EOI while L2 runs", '[[events]]\nkind = "l2_eoi"\n[[events]]\nkind = "eoi"\n',
+     "events[1].kind: 'eoi' can happen only while L1 runs, but L2 runs at this point; "
+     'an L1 APIC write or VMLAUNCH happens only after a VM exit to L1 (or with start = "l1")'),
+    ("L2 TPR while L1 runs", 'start = "l1"\n[[events]]\nkind = "tpr"\nvalue = 0\n'
+     '[[events]]\nkind = "l2_tpr"\nvalue = 0\n',
+     "events[1].kind: 'l2_tpr' can happen only while L2 runs, but L1 runs at this point; "
+     "L2's own writes happen only after a successful vm_entry (or with start = \"l2\")"),
     ("expect vmexit shape", EVENT + "[expect]\nvmexit = 1\n",
      'expect.vmexit: expected "none" or { reason = N, intr_info = N }, got integer 1'),
     ("expect vmexit missing key", EVENT + "[expect]\nvmexit = { reason = 1 }\n",
