@@ -27,6 +27,7 @@ __all__ = [
     "kvm_apic_clear_irr",
     "kvm_apic_has_interrupt",
     "kvm_apic_present",
+    "kvm_apic_update_hwapic_isr",
     "kvm_apic_update_irr",
     "kvm_ioapic_send_eoi",
     "kvm_lapic_find_highest_irr",
@@ -127,6 +128,15 @@ def apic_clear_irr(vec: int, apic: Lapic) -> None:
 def kvm_apic_clear_irr(vcpu: Vcpu, vec: int) -> None:
     """Exported wrapper used by nested VMX: IRR bit cleared; ISR and PPR untouched."""
     apic_clear_irr(vec, vcpu.apic)
+
+
+def kvm_apic_update_hwapic_isr(vcpu: Vcpu) -> None:
+    """Bring the loaded VMCS's SVI up to date with ISR (called at nested VM-Exit when an SVI
+    update was deferred, 04bc93cf49d1)."""
+    apic = vcpu.apic
+    if not apic.apicv_active:
+        return
+    vmx.vmx_hwapic_isr_update(vcpu, apic_find_highest_isr(apic))
 
 
 def apic_set_isr(vec: int, apic: Lapic) -> None:

@@ -40,7 +40,26 @@ from .constants import (
 )
 from .posted_intr import pi_find_highest_vector, pi_test_and_clear_on, pi_test_on
 from .state import NestedExit, Request, Vcpu, Vmcs12
-from .version import KernelVersion
+from .version import Change, KernelVersion
+
+# --- the version switches of this file, each with its commit ------------------------------------
+
+#: vmx_check_nested_events(): an IRQ equal to posted_intr_nv pends a nested posted interrupt
+NV_AT_INJECTION = Change("6e0b456547f4", "KVM: nVMX: Detect nested posted interrupt NV at "
+                         "nested VM-Exit injection", KernelVersion.POST_PATCH)
+#: nested_vmx_run(): no VM-Enter notification-vector check; vmx_check_nested_events(): the NV
+#: branch blocked only by re-injection (block_non_injected_events)
+EVENT_PRIORITY_AT_VMENTER = Change("ce5cdfb49813", "KVM: nVMX: Honor event priority when "
+                                   "emulating PI delivery during VM-Enter",
+                                   KernelVersion.NOV_2024)
+#: prepare_vmcs02_early(): posted_intr_nv = -1 when vmcs12 disables posted interrupts
+INVALIDATE_NV = Change("1ed0f119c5ff", "KVM: nVMX: Explicitly invalidate posted_intr_nv if PI "
+                       "is disabled at VM-Enter", KernelVersion.NOV_2024)
+#: nested_vmx_enter_non_root_mode(): KVM_REQ_EVENT when "window exiting in vmcs01 || INIT/SIPI
+#: || kvm_apic_has_interrupt(vcpu)" (637df11290b3 adds the last term, 2732f6a7ccee drops the
+#: vmcs01 RVI check, 3d0e20e45378 moves INIT/SIPI, 1a265986bff6 reads vmcs01's controls)
+VPPR_AT_VMENTER = Change("637df11290b3", "KVM: nVMX: Explicitly update vPPR on successful "
+                         "nested VM-Enter", KernelVersion.NOV_2024)
 
 __all__ = [
     "get_vmcs12",
@@ -230,7 +249,7 @@ def vmx_check_nested_events(vcpu: Vcpu) -> int:
         return 0
 
     if irq.kvm_cpu_has_interrupt(vcpu) and not vmx.vmx_interrupt_blocked(vcpu):
-        if version is KernelVersion.NOV_2024:
+        if EVENT_PRIORITY_AT_VMENTER(version):
             return _nested_interrupt_nov_2024(vcpu, block_nested_events, block_non_injected_events)
         if block_nested_events:
             return -EBUSY
@@ -252,7 +271,7 @@ def vmx_check_nested_events(vcpu: Vcpu) -> int:
             vcpu.trace("WARN: vmx_check_nested_events: no IRQ after kvm_cpu_has_interrupt()")
             return _no_vmexit(vcpu)
 
-        if version.detects_nv_at_injection and irq_vec == vmx_n.posted_intr_nv:
+        if NV_AT_INJECTION(version) and irq_vec == vmx_n.posted_intr_nv:
             # "If the IRQ is L2's PI notification vector, process posted interrupts for L2
             # instead of injecting VM-Exit, as the detection/morphing architecturally occurs
             # when the IRQ is delivered to the CPU." (6e0b456547f4)
@@ -415,6 +434,9 @@ def nested_vmx_vmexit(vcpu: Vcpu, vm_exit_reason: int, exit_intr_info: int,
     vcpu.loaded_vmcs = vcpu.vmcs01  # vmx_switch_vmcs(vcpu, &vmx->vmcs01)
     vmx_n.virtual_apic_map = None  # kvm_vcpu_unmap(virtual_apic_map)
     vmx_n.pi_desc = None  # kvm_vcpu_unmap(pi_desc_map); pi_desc = NULL
+    if vmx_n.update_vmcs01_hwapic_isr:  # set by vmx_hwapic_isr_update() in guest mode
+        vmx_n.update_vmcs01_hwapic_isr = False
+        lapic.kvm_apic_update_hwapic_isr(vcpu)
     vcpu.mp_state = "RUNNABLE"  # "in case we halted in L2"
     vcpu.nested_exits.append(NestedExit(vm_exit_reason, exit_intr_info, exit_qualification))
     vcpu.trace(f"nested_vmx_vmexit(reason={vm_exit_reason}, intr_info={exit_intr_info:#010x}, "
@@ -492,7 +514,7 @@ def prepare_vmcs02_early(vcpu: Vcpu, vmcs12: Vmcs12) -> None:
     if nested_cpu_has_posted_intr(vmcs12):
         vmx_n.set_posted_intr_nv(vmcs12.posted_intr_nv)
     else:
-        if vcpu.version.invalidates_nv_without_pi:
+        if INVALIDATE_NV(vcpu.version):
             vmx_n.set_posted_intr_nv(-1)  # 1ed0f119c5ff
         exec_control &= ~PIN_BASED_POSTED_INTR
     vmcs02.pin_based = exec_control
@@ -542,7 +564,7 @@ def kvm_apic_has_pending_init_or_sipi(vcpu: Vcpu) -> bool:
 def nested_vmx_enter_non_root_mode(vcpu: Vcpu, from_vmentry: bool) -> int:
     """Switch to vmcs02 and enter guest mode; request an event check when one may be due."""
     vmcs12 = get_vmcs12(vcpu)
-    nov_2024 = vcpu.version is KernelVersion.NOV_2024
+    nov_2024 = VPPR_AT_VMENTER(vcpu.version)
     evaluate_pending_interrupts = False
     if not nov_2024:
         evaluate_pending_interrupts = bool(
@@ -561,11 +583,14 @@ def nested_vmx_enter_non_root_mode(vcpu: Vcpu, from_vmentry: bool) -> int:
     # prepare_vmcs02(): L2's RFLAGS
     vcpu.l2_rflags_if = vmcs12.guest_rflags_if
     if nov_2024:
+        # "|| kvm_apic_has_interrupt(vcpu)": an int used as a boolean, so -1 (no interrupt)
+        # is true too and KVM_REQ_EVENT is raised after every successful VM-Enter (modelled as
+        # written, not as meant)
         evaluate_pending_interrupts = (
             bool(vcpu.vmcs01.cpu_based & (CPU_BASED_INTR_WINDOW_EXITING
                                           | CPU_BASED_NMI_WINDOW_EXITING))
             or kvm_apic_has_pending_init_or_sipi(vcpu)
-            or lapic.kvm_apic_has_interrupt(vcpu) != -1)
+            or lapic.kvm_apic_has_interrupt(vcpu) != 0)
     if evaluate_pending_interrupts:
         vcpu.requests.add(Request.EVENT)
     return NVMX_VMENTRY_SUCCESS
@@ -586,14 +611,17 @@ def nested_vmx_run(vcpu: Vcpu) -> int:
     # "We're finally done with prerequisite checking, and can start with the nested entry."
     vmx_n.nested_run_pending = True
     status = nested_vmx_enter_non_root_mode(vcpu, True)
-    if status != NVMX_VMENTRY_SUCCESS:
+    if status != NVMX_VMENTRY_SUCCESS:  # goto vmentry_failed
         vmx_n.nested_run_pending = False
         if status == NVMX_VMENTRY_KVM_INTERNAL_ERROR:
             return 0
+        if status == NVMX_VMENTRY_VMEXIT:  # a VM exit to L1 was synthesized: resume L1
+            return 1
+        # WARN_ON_ONCE(status != NVMX_VMENTRY_VMFAIL)
         return nested_vmx_fail(vcpu, VMXERR_ENTRY_INVALID_CONTROL_FIELD)
     vcpu.trace(f"nested_vmx_run: entered L2 (nested_run_pending), "
                f"posted_intr_nv = {vmx_n.posted_intr_nv:#06x}")
-    if vcpu.version.has_vmenter_nv_check:
+    if not EVENT_PRIORITY_AT_VMENTER(vcpu.version):
         # "Emulate processing of posted interrupts on VM-Enter." (removed by ce5cdfb49813)
         if (nested_cpu_has_posted_intr(vmcs12)
                 and lapic.kvm_apic_has_interrupt(vcpu) == vmx_n.posted_intr_nv):

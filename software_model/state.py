@@ -158,6 +158,7 @@ class NestedVmx:
     pi_desc: PiDesc | None = None  # mapped nested PID (pi_desc_map)
     virtual_apic_map: ApicPage | None = None  # mapped L2 virtual-APIC page
     preemption_timer_expired: bool = False
+    update_vmcs01_hwapic_isr: bool = False  # 04bc93cf49d1: SVI update deferred to vmcs01
 
     def set_posted_intr_nv(self, value: int) -> None:
         """Store into the u16 field (``= -1`` becomes 0xffff)."""

@@ -1,12 +1,14 @@
 """The kernel versions the model is pinned to.
 
-The model is one code base; functions that differ between versions test the version at the exact
-statement where the kernel source differs (see ``spec/kvm.md`` sections 1 and 3.4).
+The model is one code base; functions that differ between versions test a :class:`Change` at
+the exact statement where the kernel source differs. Each change is declared once, as data next
+to the function it changes, with the commit that made it.
 """
 
 import enum
+from dataclasses import dataclass
 
-__all__ = ["KernelVersion"]
+__all__ = ["Change", "KernelVersion"]
 
 
 class KernelVersion(enum.Enum):
@@ -35,22 +37,9 @@ class KernelVersion(enum.Enum):
     def commit(self) -> str:
         return _COMMITS[self]
 
-    @property
-    def detects_nv_at_injection(self) -> bool:
-        """``vmx_check_nested_events()`` has the 4/7 notification-vector branch."""
-        return self is not KernelVersion.PRE_PATCH
-
-    @property
-    def has_vmenter_nv_check(self) -> bool:
-        """``nested_vmx_run()`` has the "Emulate processing of posted interrupts on VM-Enter"
-        block (removed by ce5cdfb49813)."""
-        return self is not KernelVersion.NOV_2024
-
-    @property
-    def invalidates_nv_without_pi(self) -> bool:
-        """``prepare_vmcs02_early()`` sets ``posted_intr_nv = -1`` when vmcs12 has no posted
-        interrupts (1ed0f119c5ff, v2 6/7, applied after 4/7)."""
-        return self is KernelVersion.NOV_2024
+    def __ge__(self, other: "KernelVersion") -> bool:
+        order = list(KernelVersion)
+        return order.index(self) >= order.index(other)
 
     @classmethod
     def parse(cls, text: str) -> "KernelVersion":
@@ -66,3 +55,17 @@ _COMMITS = {
     KernelVersion.POST_PATCH: "6e0b456547f41bafdad2dc3a72adc7f69326ca4c",
     KernelVersion.NOV_2024: "ce5cdfb49813",
 }
+
+
+@dataclass(frozen=True)
+class Change:
+    """A kernel commit that changed a modelled function: in effect from version ``first`` on
+    (the versions are ordered: pre-patch, post-patch, nov-2024)."""
+
+    commit: str
+    title: str
+    first: KernelVersion
+
+    def __call__(self, version: KernelVersion) -> bool:
+        """Whether ``version`` has this change."""
+        return version >= self.first

@@ -9,6 +9,7 @@ from . import cpu, lapic, nested
 from .constants import EBUSY, POSTED_INTR_NESTED_VECTOR, POSTED_INTR_VECTOR
 from .posted_intr import pi_clear_on, pi_test_and_set_on, pi_test_and_set_pir, pi_test_on
 from .state import Lapic, Request, Vcpu, VcpuMode
+from .version import Change, KernelVersion
 
 __all__ = [
     "__vmx_interrupt_blocked",
@@ -31,8 +32,22 @@ def is_guest_mode(vcpu: Vcpu) -> bool:
     return vcpu.guest_mode
 
 
+#: vmx_hwapic_isr_update(): in guest mode, defer the SVI update to vmcs01 (applied at the next
+#: nested VM-Exit) instead of writing the loaded vmcs02 (kvm-x86 b682d2fbf17c)
+DEFER_SVI_IN_GUEST_MODE = Change("04bc93cf49d1", "KVM: nVMX: Defer SVI update to vmcs01 on EOI "
+                                 "when L2 is active w/o VID", KernelVersion.NOV_2024)
+
+
 def vmx_hwapic_isr_update(vcpu: Vcpu, max_isr: int) -> None:
-    """Write SVI in the *current* VMCS (vmcs01 or vmcs02: see invariant I-7)."""
+    """Write SVI in the *current* VMCS (vmcs01 or vmcs02: see invariant I-7); from
+    04bc93cf49d1 on, in guest mode only note that vmcs01's SVI is stale."""
+    if DEFER_SVI_IN_GUEST_MODE(vcpu.version) and is_guest_mode(vcpu):
+        # "If L2 is active, defer the SVI update until vmcs01 is loaded, as SVI is only
+        # relevant for if and only if Virtual Interrupt Delivery is enabled in vmcs12 ..."
+        if nested.nested_cpu_has_vid(nested.get_vmcs12(vcpu)):
+            vcpu.trace("WARN: vmx_hwapic_isr_update in guest mode with VID in vmcs12")
+        vcpu.nested.update_vmcs01_hwapic_isr = True
+        return
     if max_isr == -1:
         max_isr = 0
     vmcs = vcpu.loaded_vmcs

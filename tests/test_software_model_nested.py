@@ -391,3 +391,60 @@ def test_l2_without_ext_interrupt_exiting_gets_the_interrupt_injected(version):
     assert vcpu.nested_exits == []
     assert vcpu.l2_delivered == [0x66]
     assert vcpu.apic.regs.isr == 1 << 0x66  # acked in L1's APIC (EXT-1: through L2's IDT)
+
+
+# --- the nov-2024 details (issue: the KVM model at nov-2024) -------------------------------------
+
+
+def test_version_switches_are_data_with_their_commits():
+    from software_model import vmx
+
+    switches = [nested.NV_AT_INJECTION, nested.EVENT_PRIORITY_AT_VMENTER, nested.INVALIDATE_NV,
+                nested.VPPR_AT_VMENTER, vmx.DEFER_SVI_IN_GUEST_MODE]
+    assert [(c.commit, c.first) for c in switches] == [
+        ("6e0b456547f4", POST), ("ce5cdfb49813", NOV), ("1ed0f119c5ff", NOV),
+        ("637df11290b3", NOV), ("04bc93cf49d1", NOV)]
+    assert [nested.NV_AT_INJECTION(v) for v in (PRE, POST, NOV)] == [False, True, True]
+    assert [vmx.DEFER_SVI_IN_GUEST_MODE(v) for v in (PRE, POST, NOV)] == [False, False, True]
+
+
+@pytest.mark.parametrize("version,svi02,svi01", [(POST, 0x60, 0), (NOV, 0, 0x60)],
+                         ids=["post-patch", "nov-2024"])
+def test_isr_update_in_guest_mode_writes_vmcs02_until_deferred_to_vmcs01(version, svi02, svi01):
+    """An L1 interrupt acknowledged while L2 runs (external-interrupt exiting off: injected
+    into L2) sets L1's ISR. Up to 6e0b456547f4, vmx_hwapic_isr_update() writes SVI into the
+    loaded vmcs02; from 04bc93cf49d1 on it only sets update_vmcs01_hwapic_isr, and the next
+    nested VM-Exit writes vmcs01's SVI (kvm_apic_update_hwapic_isr)."""
+    from software_model import lapic
+
+    vcpu = vcpu_in_l2(version, pi_vmcs12(pin_based_vm_exec_control=0, secondary_vm_exec_control=0,
+                                         cpu_based_vm_exec_control=CPU_BASED_TPR_SHADOW))
+    lapic.apic_set_isr(0x60, vcpu.apic)
+    assert vcpu.vmcs02.svi == svi02 and vcpu.vmcs01.svi == 0
+    assert vcpu.nested.update_vmcs01_hwapic_isr == (version is NOV)
+    nested.nested_vmx_vmexit(vcpu, 1, 0, 0)
+    assert vcpu.vmcs01.svi == svi01 and not vcpu.nested.update_vmcs01_hwapic_isr
+
+
+@pytest.mark.parametrize("version,requested", [(POST, False), (NOV, True)],
+                         ids=["post-patch", "nov-2024"])
+def test_kvm_apic_has_interrupt_minus_one_is_true_after_vm_enter(version, requested):
+    """637df11290b3 adds "|| kvm_apic_has_interrupt(vcpu)" to the KVM_REQ_EVENT condition of
+    nested_vmx_enter_non_root_mode(); with nothing pending it returns -1, which C reads as
+    true: KVM_REQ_EVENT after every successful VM-Enter (the model keeps the quirk)."""
+    vcpu = environment.new_vcpu(version)
+    environment.start_in_l1(vcpu, pi_vmcs12())
+    vcpu.requests.clear()
+    assert nested.nested_vmx_enter_non_root_mode(vcpu, True) == nested.NVMX_VMENTRY_SUCCESS
+    assert (Request.EVENT in vcpu.requests) == requested
+
+
+def test_vmentry_failed_with_a_synthesized_vm_exit_resumes_l1(monkeypatch):
+    """nested_vmx_run()'s vmentry_failed label: NVMX_VMENTRY_VMEXIT returns 1 (L1 resumes with
+    the VM exit already synthesized), not VMfail."""
+    vcpu = environment.new_vcpu(POST)
+    environment.start_in_l1(vcpu, pi_vmcs12())
+    monkeypatch.setattr(nested, "nested_vmx_enter_non_root_mode",
+                        lambda vcpu, from_vmentry: nested.NVMX_VMENTRY_VMEXIT)
+    assert nested.nested_vmx_run(vcpu) == 1
+    assert vcpu.vmentry_errors == [] and not vcpu.nested.nested_run_pending
