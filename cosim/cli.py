@@ -209,7 +209,11 @@ def _describe_event(event) -> str:
     parts = [event.kind]
     for key, value in event.to_dict().items():
         if key != "kind":
-            parts.append(f"{key}={value:#04x}" if isinstance(value, int) else f"{key}={value}")
+            if isinstance(value, bool):
+                parts.append(f"{key}={str(value).lower()}")
+            else:
+                parts.append(f"{key}={value:#04x}" if isinstance(value, int)
+                             else f"{key}={value}")
     return " ".join(parts)
 
 

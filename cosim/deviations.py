@@ -324,6 +324,17 @@ def _kb5(ctx: Context) -> bool:
             and ctx.nv in ctx.scenario.l1_apic.tmr)
 
 
+def _kb7(ctx: Context) -> bool:
+    """L2's notification vector arrived while KVM had the vCPU in L0 (``in_l0``): the
+    hardware holds it pending in L1's IRR (or processed it), KVM has it nowhere (not in L1's
+    IRR) and left the nested descriptor with ON = 1 and its PIR."""
+    e, hw, sw = ctx.event, ctx.hardware, ctx.software
+    return (isinstance(e, InterruptEvent) and e.in_l0 and e.vector == ctx.nv
+            and ctx.posted_interrupts and ctx.nv not in sw.l1_apic.irr | sw.l1_apic.isr
+            and (ctx.nv in hw.l1_apic.irr or hw.pid.pir < sw.pid.pir)
+            and sw.pid.on and ctx.pir_before <= sw.pid.pir)
+
+
 def _nv_and_pir(ctx: Context) -> frozenset[int]:
     return frozenset({ctx.nv}) | ctx.pir_before
 
@@ -363,7 +374,11 @@ KNOWN_BUGS: tuple[KnownBug, ...] = (
         scenario="nv-before-lower-vector",
         lost="NV is gone from L1's IRR while the descriptor keeps ON = 1 and its PIR: every "
              "later sender sees ON = 1 and sends no notification, so L2 never receives the "
-             "posted vectors (nor any posted after them) until something else notifies",
+             "posted vectors (nor any posted after them) until something else notifies. The "
+             "same loss follows any nested VM exit that outranks the interrupt after the "
+             "VM-Enter check: an NMI L1 intercepts or an expired VMX-preemption timer (model "
+             "tests test_kb2_also_behind_a_preemption_timer_or_nmi_exit; no scenario event "
+             "kind for them yet)",
         versions=frozenset({PRE, POST}),
         introduced="the VM-Enter check in nested_vmx_run() (before both pinned commits)",
         fixed="3d91521e57df in torvalds/linux = ce5cdfb49813 in kvm-x86 (KVM: nVMX: Honor "
@@ -434,6 +449,27 @@ KNOWN_BUGS: tuple[KnownBug, ...] = (
              "first, the CPU RVI first); the drain shows the RVI left at rest",
         versions=ALL_VERSIONS, fixed="open",
         vectors=lambda ctx: ctx.pir_before | ctx.virr_before | {ctx.rvi_before}),
+
+    KnownBug(
+        "KB7", "the notification vector is lost when it arrives while the vCPU is in L0",
+        sdm="NV arrives at L1's local APIC like any interrupt: it is acknowledged and processed "
+            "(above the pending vectors) or waits in L1's IRR until L1's next VM entry",
+        kvm="vmx_deliver_nested_posted_interrupt() sees is_guest_mode() and vector == "
+            "posted_intr_nv, sets pi_pending and, the vCPU not being IN_GUEST_MODE, only wakes "
+            "it (kvm_vcpu_trigger_posted_interrupt); vmx_check_nested_events() then finds "
+            "another vector (synced from KVM's PIR for L1) and exits to L1 before no_vmexit; "
+            "prepare_vmcs02_early() clears pi_pending at the next VM-Enter",
+        source="arch/x86/kvm/vmx/vmx.c vmx_deliver_nested_posted_interrupt(), "
+               "kvm_vcpu_trigger_posted_interrupt(); arch/x86/kvm/vmx/nested.c "
+               "vmx_check_nested_events(), prepare_vmcs02_early() (the three pinned versions); "
+               "discussed on kvm@ in Nov 2020 (Message-ID "
+               "20201125183236.GB400789@google.com: 'set PINV in L1 vIRR' when the target is "
+               "not in guest mode), not applied",
+        fields=EXIT | L1_APIC | PID | L2_VIRTUAL_APIC, predicate=_kb7,
+        scenario="nv-while-in-l0",
+        lost="NV never reaches L1's IRR and the nested descriptor keeps ON = 1 with its PIR: "
+             "no later sender notifies, so L2 never receives the posted vectors",
+        versions=ALL_VERSIONS, fixed="open", vectors=_nv_and_pir),
 )
 
 FINDINGS: tuple[Finding, ...] = (*KNOWN_BUGS, *DEVIATIONS)

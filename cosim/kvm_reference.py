@@ -49,6 +49,7 @@ class KvmReference:
         self.vcpu = vcpu = environment.new_vcpu(version, maxphyaddr=scenario.maxphyaddr)
         self._seen_exits = 0
         self._seen_errors = 0
+        self._arrived: Event | None = None  # an in-L0 interrupt taken early (see apply)
         a = scenario.l1_apic
         regs = vcpu.apic.regs
         regs.irr, regs.isr, regs.tmr = bitmap(a.irr), bitmap(a.isr), bitmap(a.tmr)
@@ -82,10 +83,34 @@ class KvmReference:
         else:
             environment.start_in_l1(vcpu, vmcs12)
 
-    def apply(self, event: Event) -> Outcome:
-        """Apply one event and return the outcome after it."""
+    def apply(self, event: Event, upcoming: Event | None = None) -> Outcome:
+        """Apply one event and return the outcome after it.
+
+        ``upcoming`` is the next event: an interrupt that arrives while the vCPU is in L0
+        (``in_l0``) is taken within this event if this event makes the vCPU exit to L0 (the
+        vCPU stays there until it has arrived); its own event then changes nothing more.
+        """
         vcpu = self.vcpu
-        if isinstance(event, InterruptEvent):
+        holds = isinstance(upcoming, InterruptEvent) and upcoming.in_l0
+        vcpu.hold_in_l0 = holds
+        self._apply(event)
+        vcpu.hold_in_l0 = False
+        if holds and vcpu.held_in_l0:
+            assert isinstance(upcoming, InterruptEvent)
+            environment.interrupt_in_l0(vcpu, upcoming.vector, upcoming.route)
+            self._arrived = upcoming
+        return self.outcome()
+
+    def _apply(self, event: Event) -> None:
+        vcpu = self.vcpu
+        if isinstance(event, InterruptEvent) and event.in_l0:
+            if self._arrived is event:
+                vcpu.trace(f"in L0: {event.vector:#04x} already arrived during the previous "
+                           "event's exit to L0")
+            else:
+                environment.interrupt_in_l0(vcpu, event.vector, event.route)
+            self._arrived = None
+        elif isinstance(event, InterruptEvent):
             environment.interrupt(vcpu, event.vector, event.route)
         elif isinstance(event, PostEvent):
             environment.post(vcpu, event.vector)
@@ -101,7 +126,6 @@ class KvmReference:
             environment.l2_tpr(vcpu, event.value)
         else:
             raise TypeError(f"unknown event {event!r}")
-        return self.outcome()
 
     def mode(self) -> str:
         """The guest the vCPU runs now."""
@@ -181,9 +205,9 @@ def run_model(scenario: Scenario, version: KernelVersion, *, until: int | None =
     traces: list[tuple[str, ...]] = []
     seen = 0  # start-up steps belong to the first event's explanation
 
-    def step(event: Event) -> Outcome:
+    def step(event: Event, upcoming: Event | None = None) -> Outcome:
         nonlocal seen
-        outcome = ref.apply(event)
+        outcome = ref.apply(event, upcoming)
         traces.append(tuple(ref.vcpu.log[seen:]))
         seen = len(ref.vcpu.log)
         return outcome
@@ -196,7 +220,8 @@ def run_model(scenario: Scenario, version: KernelVersion, *, until: int | None =
                 impossible = Impossible(i, event, current)
                 return ModelRun(scenario, version, SideRun(tuple(outcomes), impossible=impossible),
                                 tuple(traces))
-        outcomes.append(step(event))
+        upcoming = scenario.events[i + 1] if i + 1 < len(scenario.events) else None
+        outcomes.append(step(event, upcoming))
     if until is not None:
         return ModelRun(scenario, version, SideRun(tuple(outcomes)), tuple(traces))
     steps: list[tuple[Event, Outcome]] = []

@@ -9,7 +9,7 @@ sets, 0, false; ``spurious_vector`` 0xff).
 """
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -165,6 +165,9 @@ class L2State:
 # --- events -----------------------------------------------------------------------------------
 
 
+#: Optional event keys and their defaults (every other event key is required).
+_OPTIONAL: dict[str, Any] = {"in_l0": False}
+
 #: The guest that runs (``DESIGN.md`` section 8): L1 in VMX root operation of its virtual CPU,
 #: or L2 in non-root operation.
 L1, L2 = "l1", "l2"
@@ -184,16 +187,27 @@ class Event:
     modes: ClassVar[tuple[str, ...]] = MODES
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **{k: v for k, v in self.__dict__.items()}}
+        """The event as written in a file: optional keys only when they are not the
+        default."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {"kind": self.kind, **{k: v for k, v in values.items()
+                                      if k not in _OPTIONAL or v != _OPTIONAL[k]}}
 
 
 @dataclass(frozen=True, kw_only=True)
 class InterruptEvent(Event):
-    """A fixed interrupt for L1's APIC while L2 runs, arriving by ``route``."""
+    """A fixed interrupt for L1's APIC, arriving by ``route``.
+
+    ``in_l0`` (KVM side only): the interrupt reaches the target vCPU while it is in L0, in
+    the exit to L0 that the previous event caused, before KVM re-enters the guest (or, if
+    there was none, in an exit for a host reason). The hardware has no L0: there the
+    interrupt simply arrives after the previous event.
+    """
 
     kind: ClassVar[str] = "interrupt"
     vector: int
     route: str
+    in_l0: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -387,7 +401,7 @@ _VMCS12_BOOLS = ("external_interrupt_exiting", "process_posted_interrupts",
                  "acknowledge_interrupt_on_exit", "virtual_interrupt_delivery", "tpr_shadow",
                  "interrupt_window_exiting")
 _EVENT_FIELDS = {
-    "interrupt": ("vector", "route"),
+    "interrupt": ("vector", "route", "in_l0"),
     "post": ("vector",),
     "eoi": (),
     "tpr": ("value",),
@@ -506,22 +520,24 @@ def _parse_events(c: _Checker, data: dict) -> tuple[Event, ...]:
         if "kind" not in entry:
             c.fail(where, f"missing required key 'kind'; allowed kinds: {', '.join(kinds)}")
         kind = c.choice(entry["kind"], f"{where}.kind", kinds, "event kind")
-        fields = _EVENT_FIELDS[kind]
-        c.known_keys(entry, where, ("kind", *fields))
-        for name in fields:
-            if name not in entry:
+        keys = _EVENT_FIELDS[kind]
+        c.known_keys(entry, where, ("kind", *keys))
+        for name in keys:
+            if name not in entry and name not in _OPTIONAL:
                 c.fail(where, f"missing required key '{name}' for kind '{kind}'")
         values: dict[str, Any] = {}
-        if "vector" in fields:
+        if "vector" in keys:
             vector = c.vector(entry["vector"], f"{where}.vector")
             if kind == "interrupt" and vector < 16:
                 c.fail(f"{where}.vector", f"vector {vector} is illegal for an interrupt (0-15 are "
                                           "never delivered, SDM 10.5.2); allowed: 16-255")
             values["vector"] = vector
-        if "route" in fields:
+        if "route" in keys:
             values["route"] = c.choice(entry["route"], f"{where}.route", ROUTES, "route")
-        if "value" in fields:
+        if "value" in keys:
             values["value"] = c.integer(entry["value"], f"{where}.value", 0, 255)
+        if "in_l0" in entry:
+            values["in_l0"] = c.boolean(entry["in_l0"], f"{where}.in_l0")
         events.append(EVENT_KINDS[kind](**values))
     return tuple(events)
 

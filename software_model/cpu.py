@@ -111,14 +111,25 @@ def physical_interrupt(vcpu: Vcpu, vector: int) -> None:
 
     A match with the loaded VMCS's notification vector is posted-interrupt processing (no VM
     exit); any other vector is an external-interrupt VM exit to L0 (KVM always sets
-    external-interrupt exiting in vmcs01 and vmcs02), after which KVM runs the vCPU again.
+    external-interrupt exiting in vmcs01 and vmcs02), after which KVM runs the vCPU again
+    (unless the scenario holds it in L0 for an interrupt that arrives meanwhile). While the
+    vCPU is in L0 the host takes the interrupt.
     """
     vmcs = vcpu.loaded_vmcs
+    if vcpu.mode is not VcpuMode.IN_GUEST_MODE:
+        # the pCPU runs the host (KVM handles an earlier exit): the host's handler for KVM's
+        # notification vectors does nothing; KVM syncs the PIR before its next VM entry
+        vcpu.trace(f"cpu: interrupt {vector:#04x} taken by the host (the vCPU is in L0)")
+        return
     if vmcs.pin_based & PIN_BASED_POSTED_INTR and vector == vmcs.posted_intr_nv:
         posted_interrupt_processing(vcpu, vmcs)
         return
     vcpu.trace(f"cpu: external-interrupt VM exit to L0 ({vector:#04x}) from {vmcs.name}")
     vcpu.mode = VcpuMode.OUTSIDE_GUEST_MODE
+    if vcpu.hold_in_l0:  # the scenario's next interrupt arrives before KVM re-enters
+        vcpu.held_in_l0 = True
+        vcpu.trace("the vCPU stays in L0: the next interrupt arrives before KVM runs it again")
+        return
     x86.vcpu_run(vcpu)
 
 

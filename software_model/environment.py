@@ -20,13 +20,15 @@ from .constants import (
     POSTED_INTR_VECTOR,
     SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY,
 )
-from .state import PiDesc, Request, Vcpu, Vmcs12
+from .state import PiDesc, Request, Vcpu, VcpuMode, Vmcs12
 from .version import KernelVersion
 
 __all__ = [
     "ROUTES",
     "device_post",
     "eoi",
+    "interrupt",
+    "interrupt_in_l0",
     "ipiv",
     "l2_eoi",
     "l2_tpr",
@@ -141,6 +143,22 @@ def trapped_ipi(vcpu: Vcpu, vector: int) -> None:
 
 def interrupt(vcpu: Vcpu, vector: int, route: str) -> None:
     {"trapped-ipi": trapped_ipi, "ipiv": ipiv, "device-post": device_post}[route](vcpu, vector)
+
+
+def interrupt_in_l0(vcpu: Vcpu, vector: int, route: str) -> None:
+    """An interrupt for L1 arrives while the vCPU is in L0 (KVM), before KVM re-enters the
+    guest: during the exit to L0 that the previous event caused (``hold_in_l0`` kept the vCPU
+    there), or else during an exit for a host reason (a host timer tick). Then KVM runs the
+    vCPU. On the hardware, which has no L0, the interrupt simply arrives.
+    """
+    if vcpu.held_in_l0:
+        vcpu.trace(f"in L0: {vector:#04x} arrives while KVM handles the exit to L0")
+    else:
+        vcpu.trace(f"in L0: the vCPU exits to L0 for a host reason; {vector:#04x} arrives")
+        vcpu.mode = VcpuMode.OUTSIDE_GUEST_MODE
+    vcpu.hold_in_l0 = vcpu.held_in_l0 = False
+    interrupt(vcpu, vector, route)
+    x86.vcpu_run(vcpu)
 
 
 def post(vcpu: Vcpu, vector: int) -> None:

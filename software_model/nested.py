@@ -510,6 +510,9 @@ def prepare_vmcs02_early(vcpu: Vcpu, vmcs12: Vmcs12) -> None:
     exec_control = vcpu.vmcs01.pin_based
     exec_control |= vmcs12.pin_based_vm_exec_control & ~PIN_BASED_VMX_PREEMPTION_TIMER
     # "Posted interrupts setting is only taken from vmcs12."
+    if vmx_n.pi_pending:
+        vcpu.trace("prepare_vmcs02_early: pi_pending = false (a nested posted interrupt that "
+                   "was never completed is dropped)")
     vmx_n.pi_pending = False
     if nested_cpu_has_posted_intr(vmcs12):
         vmx_n.set_posted_intr_nv(vmcs12.posted_intr_nv)

@@ -262,6 +262,10 @@ class Vcpu:
     l2_sti_blocking: bool = False
     l2_mov_ss_blocking: bool = False
     l1_rflags_if: bool = False  # L1 runs with interrupts disabled between its VM entries
+    # the other agents' timing (not KVM state): stay in L0 after the next exit from the guest,
+    # so that an interrupt can arrive before KVM re-enters (environment.interrupt_in_l0)
+    hold_in_l0: bool = False
+    held_in_l0: bool = False
     # what was observed
     l2_delivered: list[int] = field(default_factory=list)
     nested_exits: list[NestedExit] = field(default_factory=list)

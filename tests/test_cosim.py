@@ -46,6 +46,7 @@ EXPECTED = {
                                NOV: (("D10",), ())},
     "l2-virtual-before-l1-exit": {v: (("D10",), ()) for v in KernelVersion},
     "trapped-ipi-nv-masked": {v: ((), ("KB3",)) for v in KernelVersion},
+    "nv-while-in-l0": {v: ((), ("KB7",)) for v in KernelVersion},
 }
 
 #: the lost-interrupt checks at rest: scenario -> version -> check -> (vectors on the
@@ -62,6 +63,8 @@ LOST = {
     "trapped-ipi-nv-masked": {v: {"lost.l2_delivered": (NONE, S41),
                                   "lost.pid_stuck": (S41, NONE)} for v in KernelVersion},
     "nv-with-empty-pir": {PRE: {"lost.l1_delivered": (NONE, SFF)}},
+    "nv-while-in-l0": {v: {"lost.l2_delivered": (S41, NONE), "lost.pid_stuck": (NONE, S41)}
+                       for v in KernelVersion},
 }
 
 

@@ -38,6 +38,7 @@ MISSES = {
     "l2-virtual-before-l1-exit": {v: D10_MISSES for v in KernelVersion},  # D10
     "trapped-ipi-nv-masked": {v: ["l1_apic.irr", "pid.pir", "pid.on", "l2.delivered"]
                               for v in KernelVersion},  # KB3
+    "nv-while-in-l0": {v: ["l1_apic.irr"] for v in KernelVersion},  # KB7
 }
 
 
@@ -94,3 +95,35 @@ def test_an_event_the_model_cannot_run_stops_the_run(tmp_path):
     assert run.side.impossible.message() == (
         "impossible event: events[0] (l2_eoi) needs L2 running, but L1 runs at that point; "
         "the scenario stops there")
+
+
+def test_in_l0_arrival_is_taken_within_the_exit_to_l0_it_races():
+    """in_l0: the notification vector arrives while KVM handles the exit to L0 that the
+    previous event's notification caused; the model takes it within that exit, before
+    vmx_check_nested_events() runs, and the trace shows pi_pending set and later dropped."""
+    scenario = load_scenario(SCENARIOS / "nv-while-in-l0.toml")
+    for version in KernelVersion:
+        run = run_model(scenario, version)
+        first, second = run.traces[:2]
+        assert first.index("in L0: 0xe2 arrives while KVM handles the exit to L0") < \
+            first.index("nested_vmx_vmexit(reason=1, intr_info=0x80000030, qualification=0x0)")
+        assert "vmx_deliver_nested_posted_interrupt: vector 0xe2 == nested NV: " \
+               "pi_pending = true" in first
+        assert second == ("in L0: 0xe2 already arrived during the previous event's exit to L0",)
+        drain = [line for t in run.traces[2:] for line in t]
+        assert "prepare_vmcs02_early: pi_pending = false (a nested posted interrupt that was " \
+               "never completed is dropped)" in drain
+        assert run.side.final.pid.pir == {0x41} and run.side.final.pid.on
+
+
+def test_in_l0_without_an_exit_to_l0_is_a_host_exit(tmp_path):
+    """Without an exit to L0 to race, in_l0 means the vCPU left the guest for a host reason:
+    the notification vector then finds nothing else pending and is processed (no loss)."""
+    text = (SCENARIOS / "nv-while-in-l0.toml").read_text()
+    head, _, _ = text.partition("[[events]]")
+    path = tmp_path / "host.toml"
+    path.write_text(head + '[[events]]\nkind = "interrupt"\nvector = 0xe2\n'
+                           'route = "trapped-ipi"\nin_l0 = true\n')
+    run = run_model(load_scenario(path), POST)
+    assert run.traces[0][0] == "in L0: the vCPU exits to L0 for a host reason; 0xe2 arrives"
+    assert run.outcomes[0].vmexit is None and run.outcomes[0].l2.delivered == (0x41,)

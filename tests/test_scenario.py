@@ -210,3 +210,20 @@ def test_error_carries_file_and_key(tmp_path):
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
     assert (info.value.path, info.value.key) == (str(path), "l1_apic.tpr")
+
+
+def test_in_l0_is_optional_and_round_trips(tmp_path):
+    s = load_scenario(write(tmp_path, EVENT + '[[events]]\nkind = "interrupt"\nvector = 0x30\n'
+                                             'route = "ipiv"\nin_l0 = true\n'))
+    first, second = s.events
+    assert first.in_l0 is False and second.in_l0 is True
+    assert first.to_dict() == {"kind": "interrupt", "vector": 0xFF, "route": "ipiv"}
+    assert second.to_dict() == {"kind": "interrupt", "vector": 0x30, "route": "ipiv",
+                                "in_l0": True}
+
+
+def test_in_l0_must_be_a_boolean(tmp_path):
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, EVENT.replace('"ipiv"\n', '"ipiv"\nin_l0 = 1\n')))
+    assert info.value.key == "events[0].in_l0"
+    assert info.value.problem == "expected true or false, got integer 1"

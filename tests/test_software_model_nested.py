@@ -448,3 +448,60 @@ def test_vmentry_failed_with_a_synthesized_vm_exit_resumes_l1(monkeypatch):
                         lambda vcpu, from_vmentry: nested.NVMX_VMENTRY_VMEXIT)
     assert nested.nested_vmx_run(vcpu) == 1
     assert vcpu.vmentry_errors == [] and not vcpu.nested.nested_run_pending
+
+
+# --- KB2's family: any higher-priority nested VM exit after the VM-Enter check ------------------
+
+
+def _enter_with_nv_and(version, event: str):
+    """L1 enters L2 with NV pending in its IRR and, pending too, a VMX-preemption timer that
+    already expired or an NMI that L1 intercepts (both outrank external interrupts in
+    vmx_check_nested_events)."""
+    from software_model.constants import EXIT_REASON_EXCEPTION_NMI, EXIT_REASON_PREEMPTION_TIMER
+
+    pin = PIN_BASED_EXT_INTR_MASK | PIN_BASED_POSTED_INTR
+    pin |= PIN_BASED_VMX_PREEMPTION_TIMER if event == "timer" else PIN_BASED_NMI_EXITING
+    vcpu = environment.new_vcpu(version)
+    desc = vcpu.memory.map_pi_desc(DESC_ADDR)
+    desc.pir, desc.on, desc.nv = 1 << 0x41, True, NV
+    put_in_l1_irr(vcpu, NV)
+    environment.start_in_l1(vcpu, pi_vmcs12(pin_based_vm_exec_control=pin))
+    if event == "timer":
+        vcpu.nested.preemption_timer_expired = True
+    else:
+        vcpu.nmi_pending = 1
+    environment.vm_entry(vcpu)
+    reason = EXIT_REASON_PREEMPTION_TIMER if event == "timer" else EXIT_REASON_EXCEPTION_NMI
+    return vcpu, reason
+
+
+@pytest.mark.parametrize("event", ["timer", "nmi"])
+@pytest.mark.parametrize("version", [PRE, POST], ids=lambda v: v.value)
+def test_kb2_also_behind_a_preemption_timer_or_nmi_exit(version, event):
+    """The VM-Enter check clears IRR[NV] and sets pi_pending; the higher-priority nested VM
+    exit (preemption timer, NMI) is taken first, and the next VM-Enter drops pi_pending:
+    NV is gone from L1's IRR and the descriptor keeps ON = 1 with 0x41 (KB2's mechanism,
+    the case Chao Gao raised in review of the v1 series)."""
+    vcpu, reason = _enter_with_nv_and(version, event)
+    assert [e.reason for e in vcpu.nested_exits] == [reason]
+    assert not vcpu.apic.regs.irr >> NV & 1 and not vcpu.apic.regs.isr >> NV & 1
+    assert vcpu.nested.pi_pending
+    vcpu.nested.preemption_timer_expired = False
+    vcpu.nmi_pending = 0
+    environment.vm_entry(vcpu)  # L1 re-enters: prepare_vmcs02_early() drops pi_pending
+    assert vcpu.guest_mode and not vcpu.nested.pi_pending
+    desc = nested_desc(vcpu)
+    assert (desc.pir, desc.on) == (1 << 0x41, True) and vcpu.l2_delivered == []
+
+
+@pytest.mark.parametrize("event", ["timer", "nmi"])
+def test_kb2_family_fixed_at_nov_2024(event):
+    """ce5cdfb49813: no VM-Enter check; the higher-priority exit is taken and NV stays in
+    L1's IRR, so the next VM entry processes it."""
+    vcpu, reason = _enter_with_nv_and(NOV, event)
+    assert [e.reason for e in vcpu.nested_exits] == [reason]
+    assert vcpu.apic.regs.irr >> NV & 1 and not vcpu.nested.pi_pending
+    vcpu.nested.preemption_timer_expired = False
+    vcpu.nmi_pending = 0
+    environment.vm_entry(vcpu)
+    assert vcpu.l2_delivered == [0x41] and nested_desc(vcpu).on is False
