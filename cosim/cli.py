@@ -2,7 +2,8 @@
 
 ``pi-cosim replay FILE...`` runs scenarios on the hardware model (one simulation for all the
 files) and through the KVM model, and shows the two outcomes side by side after every event
-with every differing field classified (a named deviation, or a divergence).
+and at rest (the drain), with every differing field classified: a deviation, a known KVM bug
+or an unexplained divergence.
 ``pi-cosim model FILE...`` runs scenarios through the KVM software model alone, at each pinned
 kernel version, side by side.
 
@@ -65,11 +66,14 @@ def _build_parser() -> argparse.ArgumentParser:
                                            "compare them after every event",
                             description=(
         "Run scenario files on the hardware model (all files in one simulation) and through "
-        "the KVM model, and print the two outcomes side by side after every event. Every "
-        "differing field is marked: '~' a known deviation (named, see cosim/deviations.py), "
-        "'!' a divergence. Exit status: 0 when every scenario agrees (differences, if any, "
-        "are all named deviations) and its [expect] holds; 1 on a divergence or a missed "
-        "[expect]; 2 on bad input or a missing simulator."))
+        "the KVM model, and print the two outcomes side by side after every event, then at "
+        "rest after the drain (each side runs to rest as L1 and L2 would). Every differing "
+        "field is marked: '~' a deviation (a documented KVM choice that L1 and L2 cannot "
+        "observe or that KVM reconciles, checked at rest), '!' a known KVM bug (named) or an "
+        "unexplained divergence; see cosim/deviations.py. Exit status: 0 when every scenario "
+        "agrees (no known bug, no unexplained divergence) and its [expect] holds; 1 on a "
+        "known bug, a divergence or a missed [expect]; 2 on bad input (including an event "
+        "that cannot happen in the mode the hardware is in) or a missing simulator."))
     replay.add_argument("files", nargs="+", metavar="FILE", help="scenario TOML files")
     replay.add_argument("--kvm", choices=[*versions, "all"], default=KernelVersion.POST_PATCH.value,
                         help="kernel version to compare with (default: %(default)s)")

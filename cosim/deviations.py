@@ -211,19 +211,6 @@ def _d2_residue(ctx: DrainContext) -> bool:
             and hw.l2.virr - sw.l2.virr == {0} and sw.l2.virr == hw.l2.virr - {0})
 
 
-def _kb6(ctx: Context) -> bool:
-    """Both took the notification and merged PIR, and the SDM's new RVI,
-    max(RVI, hsb(PIR)), differs from KVM's, max(RVI, hsb(VIRR after the merge)) (RVI was
-    below a VIRR bit above every PIR bit, C9); the L2 vectors held or delivered are the same
-    set on both sides."""
-    hw, sw = ctx.hardware, ctx.software
-    pir, rvi = ctx.pir_before, ctx.rvi_before
-    sdm_rvi = max(rvi, _hsb(pir))
-    kvm_rvi = max(rvi, _hsb(ctx.virr_before | pir))
-    return (ctx.same_notification_path and bool(pir) and sdm_rvi != kvm_rvi
-            and not hw.pid.pir and not sw.pid.pir and _l2_vectors(hw) == _l2_vectors(sw))
-
-
 def _d10(ctx: Context) -> bool:
     """Both took the same VM exit to L1 and left the same descriptor; on KVM's side L2 still
     has a recognized virtual interrupt (RVI's class above VPPR's) which the hardware
@@ -322,6 +309,19 @@ def _kb5(ctx: Context) -> bool:
     extra = hw - sw
     return (not sw - hw and bool(extra) and set(extra) == {ctx.nv}
             and ctx.nv in ctx.scenario.l1_apic.tmr)
+
+
+def _kb6(ctx: Context) -> bool:
+    """Both took the notification and merged PIR, and the SDM's new RVI,
+    max(RVI, hsb(PIR)), differs from KVM's, max(RVI, hsb(VIRR after the merge)) (RVI was
+    below a VIRR bit above every PIR bit, C9); the L2 vectors held or delivered are the same
+    set on both sides."""
+    hw, sw = ctx.hardware, ctx.software
+    pir, rvi = ctx.pir_before, ctx.rvi_before
+    sdm_rvi = max(rvi, _hsb(pir))
+    kvm_rvi = max(rvi, _hsb(ctx.virr_before | pir))
+    return (ctx.same_notification_path and bool(pir) and sdm_rvi != kvm_rvi
+            and not hw.pid.pir and not sw.pid.pir and _l2_vectors(hw) == _l2_vectors(sw))
 
 
 def _kb7(ctx: Context) -> bool:
