@@ -319,10 +319,12 @@ def _replay(args, scenarios: list[Scenario], versions: list[KernelVersion]) -> i
         return EXIT_DIVERGENCE
     status = EXIT_OK
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    verdicts = []
     for scenario, run in zip(scenarios, runs, strict=True):
         for version in versions:
             software = run_beside(scenario, version, run.side).side
             verdict = compare(scenario, version, sim, args.seed, run.side, software)
+            verdicts.append(verdict)
             if verdict.impossible is not None:
                 status = EXIT_BAD_INPUT
             elif not verdict.ok and status == EXIT_OK:
@@ -332,7 +334,26 @@ def _replay(args, scenarios: list[Scenario], versions: list[KernelVersion]) -> i
                                   "waves": None if run.waves is None else str(run.waves)}))
             else:
                 _print_verdict(verdict, run.waves, args.all_fields, color)
+    if not args.json and len(verdicts) > 1:
+        print(summary_line(verdicts))
     return status
+
+
+def summary_line(verdicts: list[Verdict]) -> str:
+    """One line over many verdicts: how many agree, show known bugs (which), diverge
+    unexplained, stop at an impossible event, miss their [expect]."""
+    agree = [v for v in verdicts if v.agree and v.impossible is None]
+    bugs = sorted({b for v in verdicts for b in v.known_bugs})
+    with_bugs = sum(1 for v in verdicts if v.known_bugs)
+    unexplained = sum(1 for v in verdicts if v.divergent)
+    impossible = sum(1 for v in verdicts if v.impossible is not None)
+    missed = sum(1 for v in verdicts if v.expect_ok is False)
+    with_deviations = sum(1 for v in agree if v.deviations)
+    return (f"summary: {len(verdicts)} runs: {len(agree)} agree ({with_deviations} with "
+            f"deviations), {with_bugs} show known KVM bugs"
+            + (f" ({', '.join(bugs)})" if bugs else "")
+            + f", {unexplained} unexplained divergences, {impossible} impossible events, "
+              f"{missed} missed [expect]")
 
 
 def _paint(text: str, code: str, color: bool) -> str:

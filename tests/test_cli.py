@@ -173,6 +173,15 @@ def test_replay_human_output_side_by_side(capsys):
     assert "result: AGREE with deviations D2 (PIR holding only bit 0)" in out
 
 
+def test_replay_summary_over_many_runs(capsys):
+    files = [SEED, str(SCENARIOS / "nv-while-in-l0.toml")]
+    assert main(["replay", *files, "--sim", "amaranth", "--kvm", "all"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == ("summary: 6 runs: 2 agree (0 with deviations), 4 show known KVM bugs "
+                       "(KB1, KB7), 0 unexplained divergences, 0 impossible events, "
+                       "0 missed [expect]")
+
+
 def test_replay_unexplained_divergence_is_named_so(tmp_path, capsys):
     """A difference no finding explains is an unexplained divergence, never a deviation or a
     known bug: the seed against a post-patch run whose VPPR was tampered with."""
