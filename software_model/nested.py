@@ -353,8 +353,9 @@ def nested_vmx_triple_fault(vcpu: Vcpu) -> None:
 def vmx_complete_nested_posted_interrupt(vcpu: Vcpu) -> int:
     """Emulate posted-interrupt processing on the nested descriptor (SDM steps 3, 5, 6).
 
-    Deviations from the SDM, listed in ``spec/sdm.md`` section 8: ON = 0 skips the merge (D1);
-    PIR = {0} is not merged (D2); RVI becomes the highest bit of the merged VIRR (D3). The L2
+    Differences from the SDM (``cosim/deviations.py``): ON = 0 skips the merge (known bug KB4);
+    PIR = {0} is not merged (deviation D2); RVI becomes the highest bit of the merged VIRR
+    (known bug KB6). The L2
     virtual interrupt itself is delivered by the CPU at the next VM-Entry of vmcs02.
     """
     vmx_n = vcpu.nested

@@ -124,7 +124,7 @@ def test_tpr_virtualization_unmasks_a_pending_virtual_interrupt():
 
 
 def test_hardware_pi_processing_uses_max_of_rvi_and_pir():
-    """SDM step 6 (the CPU, unlike KVM's D3): RVI := max(RVI, hsb(PIR))."""
+    """SDM step 6 (the CPU, unlike KVM: known bug KB6): RVI := max(RVI, hsb(PIR))."""
     vcpu = vcpu_in_l2(POST, pir=(0x41,))
     vcpu.l2_rflags_if = False
     l2_page(vcpu).irr = 1 << 0x90

@@ -207,7 +207,7 @@ def test_nv_processing_does_not_preempt_an_nmi_exit(version):
     assert nested_desc(vcpu).pir == 1 << 0x41 and vcpu.apic.regs.irr == 1 << NV
 
 
-# --- vmx_complete_nested_posted_interrupt (D1-D3, C4) --------------------------------------------
+# --- vmx_complete_nested_posted_interrupt (KB4, D2, KB6, C4) ----------------------------------
 
 
 def complete(vcpu, pir, on, rvi=0, virr=0):
@@ -219,7 +219,7 @@ def complete(vcpu, pir, on, rvi=0, virr=0):
     return nested.vmx_complete_nested_posted_interrupt(vcpu)
 
 
-def test_complete_with_on_clear_does_not_merge_pir():  # D1, C5
+def test_complete_with_on_clear_does_not_merge_pir():  # KB4, C5
     vcpu = vcpu_in_l2(POST)
     assert complete(vcpu, 1 << 0x41, on=False) == 0
     assert nested_desc(vcpu).pir == 1 << 0x41
@@ -239,7 +239,7 @@ def test_complete_with_empty_pir_only_clears_on():  # C4
     assert not nested_desc(vcpu).on and vcpu.vmcs02.guest_intr_status == 0x33
 
 
-def test_complete_sets_rvi_from_the_merged_virr():  # D3, C9
+def test_complete_sets_rvi_from_the_merged_virr():  # KB6, C9
     vcpu = vcpu_in_l2(POST)
     complete(vcpu, 1 << 0x41, on=True, rvi=0x30, virr=1 << 0x90)
     assert vcpu.memory.apic_pages[VAPIC_ADDR].irr == 1 << 0x90 | 1 << 0x41
