@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test setup simulator clean
+.PHONY: run test test-fast lint setup simulator clean
 
 # The verdict is the product: exit status 1 means "KVM differs from the hardware" (known KVM
 # bugs are reported on post-patch KVM too), which is a result, not a failure of the job; bad
@@ -17,6 +17,16 @@ run: setup
 
 test: setup
 	$(PY) -m pytest
+
+# The inner loop: everything but the `slow` tests (the 3568 kvm-unit-tests replays per backend).
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+# ruff (pycodestyle, pyflakes, import sorting, bugbear, pyupgrade) and mypy, as configured in
+# pyproject.toml; .ci/run runs it before the tests.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 setup: $(STAMP) simulator
 

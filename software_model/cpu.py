@@ -23,7 +23,7 @@ from .constants import (
     PIN_BASED_POSTED_INTR,
     SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY,
 )
-from .state import PiDesc, Vcpu, VcpuMode, Vmcs
+from .state import ApicPage, Vcpu, VcpuMode, Vmcs
 
 __all__ = [
     "deliver_pending_virtual_interrupts",
@@ -45,9 +45,15 @@ def _hsb(bitmap: int) -> int:
     return bitmap.bit_length() - 1
 
 
+def _page(vmcs: Vmcs) -> ApicPage:
+    """The virtual-APIC page of a VMCS that uses one (the callers check the controls)."""
+    assert vmcs.virtual_apic is not None, f"{vmcs.name} has no virtual-APIC page"
+    return vmcs.virtual_apic
+
+
 def ppr_virtualization(vmcs: Vmcs) -> None:
     """VID-3: VPPR := VTPR if VTPR[7:4] >= SVI[7:4], else SVI & F0H."""
-    page = vmcs.virtual_apic
+    page = _page(vmcs)
     vtpr = page.tpr
     svi = vmcs.svi
     page.ppr = (vtpr & 0xFF) if (vtpr >> 4) >= (svi >> 4) else (svi & 0xF0)
@@ -57,7 +63,7 @@ def evaluate_pending_virtual_interrupts(vmcs: Vmcs) -> bool:
     """VID-4: recognized iff interrupt-window exiting = 0 and RVI[7:4] > VPPR[7:4]."""
     if vmcs.cpu_based & CPU_BASED_INTR_WINDOW_EXITING:
         return False
-    return (vmcs.rvi >> 4) > (vmcs.virtual_apic.ppr >> 4)
+    return (vmcs.rvi >> 4) > (_page(vmcs).ppr >> 4)
 
 
 def _delivery_unblocked(vcpu: Vcpu, vmcs: Vmcs) -> bool:
@@ -73,7 +79,7 @@ def deliver_pending_virtual_interrupts(vcpu: Vcpu, vmcs: Vmcs) -> None:
     pending virtual interrupt following the delivery of a virtual interrupt" (SDM 29.2.2)."""
     if not _has_vid(vmcs):
         return
-    page = vmcs.virtual_apic
+    page = _page(vmcs)
     if _delivery_unblocked(vcpu, vmcs) and evaluate_pending_virtual_interrupts(vmcs):
         vector = vmcs.rvi
         page.isr |= 1 << vector
@@ -92,8 +98,9 @@ def posted_interrupt_processing(vcpu: Vcpu, vmcs: Vmcs) -> None:
     Steps 1, 2 and 4 (acknowledge, compare, EOI) happen on the host's physical local APIC,
     which is not part of this model.
     """
-    desc: PiDesc = vmcs.posted_intr_desc
-    page = vmcs.virtual_apic
+    desc = vmcs.posted_intr_desc
+    assert desc is not None, f"{vmcs.name} has no posted-interrupt descriptor"
+    page = _page(vmcs)
     desc.on = False  # step 3
     harvested = desc.pir  # step 5: read-and-clear, OR into VIRR
     desc.pir = 0
@@ -156,7 +163,7 @@ def vm_entry(vcpu: Vcpu, immediate_exit: bool) -> None:
 
 def eoi_virtualization(vcpu: Vcpu, vmcs: Vmcs) -> None:
     """VID-8 with all EOI-exit bitmap bits 0: clear VISR[SVI], recompute SVI, PPR, evaluate."""
-    page = vmcs.virtual_apic
+    page = _page(vmcs)
     vector = vmcs.svi
     page.isr &= ~(1 << vector)
     svi = max(_hsb(page.isr), 0)
@@ -167,7 +174,7 @@ def eoi_virtualization(vcpu: Vcpu, vmcs: Vmcs) -> None:
 
 def tpr_virtualization(vcpu: Vcpu, vmcs: Vmcs, value: int) -> None:
     """VID-9 with VID = 1: write VTPR, PPR virtualization, evaluate."""
-    page = vmcs.virtual_apic
+    page = _page(vmcs)
     page.tpr = value & 0xFF
     if _has_vid(vmcs):
         ppr_virtualization(vmcs)

@@ -94,7 +94,9 @@ NVMX_VMENTRY_KVM_INTERNAL_ERROR = 3
 
 
 def get_vmcs12(vcpu: Vcpu) -> Vmcs12:
-    return vcpu.nested.current_vmcs12
+    vmcs12 = vcpu.nested.current_vmcs12
+    assert vmcs12 is not None, "no current vmcs12: L1 has not executed VMPTRLD"
+    return vmcs12
 
 
 def nested_cpu_has(vmcs12: Vmcs12, bit: int) -> bool:

@@ -95,7 +95,7 @@ class Lapic:
     sipi_vector: int = 0
     #: EOIs forwarded to the I/O APIC by ``kvm_ioapic_send_eoi``: (vector, level-triggered)
     ioapic_eois: list[tuple[int, bool]] = field(default_factory=list)
-    vcpu: "Vcpu | None" = field(default=None, repr=False, compare=False)  # apic->vcpu
+    vcpu: "Vcpu" = field(init=False, repr=False, compare=False)  # apic->vcpu, set by Vcpu
 
 
 @dataclass
@@ -240,7 +240,7 @@ class Vcpu:
     nested: NestedVmx = field(default_factory=NestedVmx)
     vmcs01: Vmcs = field(default_factory=lambda: Vmcs("vmcs01"))
     vmcs02: Vmcs = field(default_factory=lambda: Vmcs("vmcs02"))
-    loaded_vmcs: Vmcs | None = None
+    loaded_vmcs: Vmcs = field(init=False)  # vmx->loaded_vmcs: vmcs01 until a VM-Enter
     pi_desc: PiDesc = field(default_factory=PiDesc)  # vmx->pi_desc: KVM's PID for L1
     guest_mode: bool = False  # HF_GUEST_MASK: is_guest_mode()
     mode: VcpuMode = VcpuMode.IN_GUEST_MODE
@@ -274,8 +274,7 @@ class Vcpu:
     log: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.loaded_vmcs is None:
-            self.loaded_vmcs = self.vmcs01
+        self.loaded_vmcs = self.vmcs01
         self.apic.vcpu = self
 
     def trace(self, message: str) -> None:

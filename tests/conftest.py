@@ -1,11 +1,14 @@
-"""Shared fixtures: vCPUs of the software model in standard nested states; amaranth.sim and
-waveform-on-failure helpers."""
+"""Shared fixtures: vCPUs of the software model in standard nested states; the simulators;
+amaranth.sim and waveform-on-failure helpers."""
 
+import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from cosim.hardware.backends import SIMS, SimulatorUnavailable, check_simulator
 from software_model import KernelVersion, environment
 from software_model.constants import (
     CPU_BASED_ACTIVATE_SECONDARY_CONTROLS,
@@ -85,7 +88,7 @@ WAVES_DIR = Path(__file__).resolve().parent.parent / "waveforms"
 def waves_on_failure(scenario, job, sim: str, directory: Path | None = None):
     """On a failed assertion inside, replay ``job`` with waveforms on backend ``sim`` and
     add the dump's path (and its ``.gtkw``) to the failure message."""
-    from cosim.backends import simulate as simulate_hardware
+    from cosim.hardware.backends import simulate as simulate_hardware
 
     try:
         yield
@@ -95,3 +98,40 @@ def waves_on_failure(scenario, job, sim: str, directory: Path | None = None):
         (run,) = simulate_hardware([(scenario, job)], sim, target)
         raise AssertionError(f"{exc}\nwaveform: {run.waves} (open: gtkwave "
                              f"{run.waves.with_suffix('.gtkw')})") from exc
+
+
+def require_tools(*tools: str, install: str) -> None:
+    """Skip (fail under ``CI=true``) unless every program in ``tools`` is on PATH."""
+    missing = [t for t in tools if shutil.which(t) is None]
+    if not missing:
+        return
+    message = f"needs {', '.join(missing)} ({install})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must have it: {message}")
+    pytest.skip(message)
+
+
+def require_simulator(sim: str) -> str:
+    """``sim`` if it is installed. Missing: a skip with the install hint on a user's machine,
+    a failure under CI (``CI=true``), where every simulator must run."""
+    if sim == "amaranth":
+        return sim
+    try:
+        check_simulator(sim)
+    except SimulatorUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must have every simulator: {exc}")
+        pytest.skip(str(exc))
+    return sim
+
+
+@pytest.fixture(params=SIMS)
+def sim(request) -> str:
+    """Every backend of ``cosim.hardware.backends.SIMS``."""
+    return require_simulator(request.param)
+
+
+@pytest.fixture(params=[s for s in SIMS if s != "amaranth"])
+def cocotb_sim(request) -> str:
+    """The cocotb backends (Icarus, Verilator)."""
+    return require_simulator(request.param)

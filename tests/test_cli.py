@@ -6,11 +6,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from cosim.cli import main, result_line
-from cosim.drain import SideRun
-from cosim.kvm_reference import run_model
-from cosim.scenario import load_scenario
-from cosim.scoreboard import compare
+from cosim.cli import main
+from cosim.judge.scoreboard import compare
+from cosim.reference.kvm import run_model
+from cosim.report.text import result_line
+from cosim.scenario.drain import SideRun
+from cosim.scenario.format import load_scenario
 from software_model import KernelVersion
 
 SEED = str(Path(__file__).parent.parent / "scenarios" / "seed-ipiv.toml")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from cosim.backends import simulate
-from cosim.kvm_reference import run_beside, run_model
-from cosim.scenario import load_scenario
-from cosim.scoreboard import compare
-from cosim.testbench import Job
+from cosim.hardware.backends import simulate
+from cosim.hardware.testbench import Job
+from cosim.judge.scoreboard import compare
+from cosim.reference.kvm import run_beside, run_model
+from cosim.scenario.format import load_scenario
 from software_model import KernelVersion
 
 from .conftest import waves_on_failure
@@ -122,16 +122,14 @@ def test_seed_exit_information(scenarios, amaranth_runs):
     assert compare(scenario, PRE, "amaranth", 0, run.side, model.side).agree
 
 
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
-def test_cocotb_backends_match_amaranth(scenarios, amaranth_runs, sim):
+def test_cocotb_backends_match_amaranth(scenarios, amaranth_runs, cocotb_sim):
     """The same scenarios in one cocotb simulation give the same outcomes, event by event."""
-    runs = simulate([(s, Job(s.path)) for s in scenarios], sim)
+    runs = simulate([(s, Job(s.path)) for s in scenarios], cocotb_sim)
     for scenario, run, reference in zip(scenarios, runs, amaranth_runs, strict=True):
-        with waves_on_failure(scenario, run.job, sim):
+        with waves_on_failure(scenario, run.job, cocotb_sim):
             assert run.side == reference.side, scenario.name
 
 
-@pytest.mark.parametrize("sim", ["amaranth", "icarus", "verilator"])
 def test_memory_wait_states_do_not_change_outcomes(scenarios, amaranth_runs, sim):
     """Seeds 1-3 add 0-3 wait cycles per memory request; the outcomes stay the same."""
     jobs = [(s, Job(s.path, seed=seed)) for seed in (1, 2, 3) for s in scenarios]
@@ -141,13 +139,12 @@ def test_memory_wait_states_do_not_change_outcomes(scenarios, amaranth_runs, sim
             assert run.side == reference.side, (scenario.name, job.seed)
 
 
-@pytest.mark.parametrize("sim", ["amaranth", "icarus", "verilator"])
 def test_concurrent_posts_lose_no_bit(sim):
     """C14 (PI-9): another agent posts 0x52 at every cycle offset of the seed's processing,
     with and without memory wait states, all in one simulation. Each post is either harvested
     by this processing (0x52 reaches L2) or left in PIR with ON = 1 (a new notification is
     pending): never lost."""
-    from cosim.testbench import ConcurrentPost
+    from cosim.hardware.testbench import ConcurrentPost
 
     scenario = load_scenario(Path(__file__).parent.parent / "scenarios" / "seed-ipiv.toml")
     jobs = [(scenario, Job(scenario.path, seed=seed, posts=(ConcurrentPost(0, cycle, 0x52),)))

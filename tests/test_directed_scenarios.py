@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from cosim.kvm_reference import run_model
-from cosim.outcome import VmExit
-from cosim.scenario import load_scenario
+from cosim.reference.kvm import run_model
+from cosim.scenario.format import load_scenario
+from cosim.scenario.outcome import VmExit
 from software_model import KernelVersion
 
 SCENARIOS = Path(__file__).parent.parent / "scenarios"

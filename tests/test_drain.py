@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from cosim.backends import simulate
-from cosim.drain import SideRun, next_drain_event, settled
-from cosim.kvm_reference import run_model
-from cosim.outcome import L1ApicOutcome, L2Outcome, Outcome, PidOutcome, VmExit
-from cosim.scenario import EoiEvent, L2EoiEvent, VmEntryEvent, load_scenario
-from cosim.scoreboard import compare
-from cosim.testbench import Job
+from cosim.hardware.backends import simulate
+from cosim.hardware.testbench import Job
+from cosim.judge.scoreboard import compare
+from cosim.reference.kvm import run_model
+from cosim.scenario.drain import SideRun, next_drain_event, settled
+from cosim.scenario.format import EoiEvent, L2EoiEvent, VmEntryEvent, load_scenario
+from cosim.scenario.outcome import L1ApicOutcome, L2Outcome, Outcome, PidOutcome, VmExit
 from software_model import KernelVersion
 
 SCENARIOS = Path(__file__).parent.parent / "scenarios"

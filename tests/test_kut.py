@@ -12,7 +12,7 @@ import json
 import pytest
 
 from cosim.cli import main
-from cosim.kut import posted_interrupts, posted_intr_entry_checks, write_all
+from cosim.scenario.kut import posted_interrupts, posted_intr_entry_checks, write_all
 
 SEED_FIELDS = ["vmexit", "mode", "l1_apic.isr", "l1_apic.ppr", "pid.pir", "pid.on"]
 
@@ -42,7 +42,7 @@ def _replay(capsys, files, sim, kvm="all"):
     return status, [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
 
-@pytest.mark.parametrize("sim", ["icarus", "verilator", "amaranth"])
+@pytest.mark.slow
 def test_vmx_posted_interrupts_test_all_cases_one_invocation(kut_dir, capsys, sim):
     files = sorted(kut_dir.glob("kut-posted-intr-*.toml"))
     assert len(files) == 3568
@@ -64,9 +64,9 @@ def test_vmx_posted_interrupts_test_all_cases_one_invocation(kut_dir, capsys, si
         assert doc["known_bugs"] == ["KB1"] and doc["divergences"] == []
 
 
-def test_posted_intr_entry_checks(kut_dir, capsys):
+def test_posted_intr_entry_checks(kut_dir, capsys, cocotb_sim):
     files = sorted(kut_dir.glob("kut-entry-*.toml"))
-    status, docs = _replay(capsys, files, "icarus")
+    status, docs = _replay(capsys, files, cocotb_sim)
     assert status == 0 and len(docs) == 3 * 103
     assert all(d["agree"] and d["expect_ok"] and not d["deviations"] for d in docs)
     errors = {d["scenario"]: d["events"][0]["hardware"]["vmentry_error"] for d in docs}

@@ -4,7 +4,7 @@ clauses IPIV-1..9 and corner cases C11-C13 of spec/sdm.md, with exact values."""
 import pytest
 from amaranth.sim import Simulator
 
-from cosim.memory import WordMemory
+from cosim.hardware.memory import WordMemory
 from rtl.ipi_virtualization import IpiVirtualization
 from rtl.memory import MemOp
 

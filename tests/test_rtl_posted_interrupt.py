@@ -7,8 +7,8 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from cosim.bench import AmaranthBench, component_ports
-from cosim.memory import MemoryResponder, WordMemory
+from cosim.hardware.bench import AmaranthBench, component_ports
+from cosim.hardware.memory import MemoryResponder, WordMemory
 from rtl.posted_interrupt import PostedInterruptUnit
 
 ADDR = 0x10000

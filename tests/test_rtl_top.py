@@ -1,8 +1,8 @@
 """rtl/top.py InterruptPath under amaranth.sim: the external-interrupt decision (EXT-1..6,
 PI-2..5, PI-16, VID-12), the seed, and the decision trace port, with exact values."""
 
-from cosim.bench import AmaranthBench, component_ports
-from cosim.memory import MemoryResponder, WordMemory
+from cosim.hardware.bench import AmaranthBench, component_ports
+from cosim.hardware.memory import MemoryResponder, WordMemory
 from rtl.top import Decision, InterruptPath, PathState
 
 from .conftest import simulate

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from cosim.outcome import VmExit
-from cosim.scenario import (
+from cosim.scenario.format import (
     InterruptEvent,
     L1Apic,
     ScenarioError,
@@ -14,6 +13,7 @@ from cosim.scenario import (
     Vmcs12Controls,
     load_scenario,
 )
+from cosim.scenario.outcome import VmExit
 
 PI = """
 [vmcs12]

@@ -2,20 +2,19 @@
 xvfb-run on every backend), the committed translate filters, dumps written by failing tests,
 and the SDM ordering of posted-interrupt processing read back from a VCD with vcdvcd."""
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from vcdvcd import VCDVCD
 
-from cosim.backends import simulate
 from cosim.cli import main
-from cosim.scenario import load_scenario
-from cosim.testbench import Job
-from cosim.waves import FILTER_DIR, GROUPS, dump_path, enums, filter_text
+from cosim.hardware.backends import simulate
+from cosim.hardware.testbench import Job
+from cosim.hardware.waves import FILTER_DIR, GROUPS, dump_path, enums, filter_text
+from cosim.scenario.format import load_scenario
 
-from .conftest import waves_on_failure
+from .conftest import require_tools, waves_on_failure
 
 SCENARIOS = Path(__file__).parent.parent / "scenarios"
 SEED = SCENARIOS / "seed-ipiv.toml"
@@ -53,10 +52,8 @@ gtkwave::/File/Quit
 """
 
 
-@pytest.mark.skipif(shutil.which("xvfb-run") is None or shutil.which("gtkwave") is None,
-                    reason="needs gtkwave and xvfb-run (apt-get install -y gtkwave xvfb)")
-@pytest.mark.parametrize("sim", ["amaranth", "icarus", "verilator"])
 def test_replay_waves_open_in_gtkwave_grouped_with_enum_names(tmp_path, capsys, sim):
+    require_tools("gtkwave", "xvfb-run", install="apt-get install -y gtkwave xvfb")
     assert main(["replay", str(SEED), "--sim", sim, "--waves", "--waves-dir",
                  str(tmp_path)]) == 0
     out = capsys.readouterr().out

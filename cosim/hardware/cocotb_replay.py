@@ -15,8 +15,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from cosim.scenario import load_scenario
-from cosim.testbench import Job, run_jobs
+from cosim.hardware.testbench import Job, run_jobs
+from cosim.scenario.format import load_scenario
 
 __all__ = ["CocotbBench", "replay"]
 

@@ -16,8 +16,8 @@ steps and where an impossible event stopped the run.
 
 from dataclasses import dataclass, replace
 
-from .outcome import Outcome, to_json
-from .scenario import EVENT_KINDS, L1, EoiEvent, Event, L2EoiEvent, VmEntryEvent
+from cosim.scenario.format import EVENT_KINDS, L1, EoiEvent, Event, L2EoiEvent, VmEntryEvent
+from cosim.scenario.outcome import Outcome, to_json
 
 __all__ = ["MAX_DRAIN_STEPS", "Impossible", "SideRun", "event_from_dict", "next_drain_event",
            "settled"]

@@ -25,10 +25,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cosim.scenario.format import Event, InterruptEvent, PostEvent, Scenario
+from cosim.scenario.outcome import Outcome
 from software_model import KernelVersion
-
-from .outcome import Outcome
-from .scenario import Event, InterruptEvent, PostEvent, Scenario
 
 __all__ = ["DEVIATIONS", "FINDINGS", "KNOWN_BUGS", "Context", "Deviation", "DrainContext",
            "Finding", "KnownBug", "LOST", "by_id", "is_known_bug"]

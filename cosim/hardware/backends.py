@@ -21,10 +21,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .drain import SideRun
-from .outcome import Outcome
-from .scenario import Scenario
-from .testbench import Job, run_jobs
+from cosim.hardware.testbench import Job, run_jobs
+from cosim.scenario.drain import SideRun
+from cosim.scenario.format import Scenario
+from cosim.scenario.outcome import Outcome
 
 __all__ = ["SIMS", "HardwareRun", "SimulationFailed", "SimulatorUnavailable", "build_root",
            "simulate"]
@@ -69,7 +69,7 @@ def simulate(jobs: list[tuple[Scenario, Job]], sim: str,
     if waves_dir is None:
         results = _run(jobs, sim, None)
         return [HardwareRun(job, side) for (_, job), side in zip(jobs, results, strict=True)]
-    from .waves import dump_path, finish_dump, write_gtkw
+    from cosim.hardware.waves import dump_path, finish_dump, write_gtkw
 
     runs = []
     for scenario, job in jobs:
@@ -94,9 +94,8 @@ def _run_amaranth(jobs, vcd: Path | None) -> list[SideRun]:
     from amaranth.hdl import ClockDomain, Module
     from amaranth.sim import Simulator
 
+    from cosim.hardware.bench import AmaranthBench, component_ports
     from rtl.top import InterruptPath
-
-    from .bench import AmaranthBench, component_ports
 
     dut = InterruptPath()
     m = Module()
@@ -185,7 +184,7 @@ def _cached_runner(sim: str):
 
     base = type(get_runner(sim))
 
-    class CachedRunner(base):
+    class CachedRunner(base):  # type: ignore[valid-type,misc]  # a class chosen at run time
         def _build_command(self):
             return [] if (self.build_dir / BUILT).exists() else super()._build_command()
 
@@ -284,7 +283,7 @@ def _run_cocotb(jobs, sim: str, dump: Path | None) -> list[SideRun]:
             test_args = ["--trace-file", str(dump.resolve())]
         xml = test_dir / "results.xml"
         try:
-            runner.test(test_module="cosim.cocotb_replay", hdl_toplevel=TOPLEVEL,
+            runner.test(test_module="cosim.hardware.cocotb_replay", hdl_toplevel=TOPLEVEL,
                         build_dir=build_dir, test_dir=test_dir, results_xml=str(xml),
                         extra_env={"PI_COSIM_JOBS": str(spec)}, waves=dump is not None,
                         plusargs=plusargs, test_args=test_args, timescale=TIMESCALE,

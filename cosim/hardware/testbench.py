@@ -21,17 +21,14 @@ and preloaded, so any number of scenarios share one simulation.
 import random
 from dataclasses import dataclass
 
-from rtl.top import PathState
-
-from .bench import Bench
-from .drain import MAX_DRAIN_STEPS, Impossible, SideRun, next_drain_event, settled
-from .memory import MemoryResponder, WordMemory
-from .outcome import L1ApicOutcome, L2Outcome, Outcome, PidOutcome, VmExit, bitmap, vectors
-from .scenario import (
-    EoiEvent,
-    Event,
+from cosim.hardware.bench import Bench
+from cosim.hardware.memory import MemoryResponder, WordMemory
+from cosim.scenario.drain import MAX_DRAIN_STEPS, Impossible, SideRun, next_drain_event, settled
+from cosim.scenario.format import (
     L1,
     L2,
+    EoiEvent,
+    Event,
     InterruptEvent,
     L2EoiEvent,
     L2TprEvent,
@@ -40,6 +37,16 @@ from .scenario import (
     TprEvent,
     VmEntryEvent,
 )
+from cosim.scenario.outcome import (
+    L1ApicOutcome,
+    L2Outcome,
+    Outcome,
+    PidOutcome,
+    VmExit,
+    bitmap,
+    vectors,
+)
+from rtl.top import PathState
 
 __all__ = ["MAX_WAIT_STATES", "SETTLE_CYCLES", "ConcurrentPost", "Delivery", "EntryFailure",
            "EoiMessage", "Job", "PathDriver", "PathMonitor", "run_job", "run_jobs"]
@@ -319,10 +326,10 @@ async def run_job(bench: Bench, scenario: Scenario, job: Job) -> SideRun:
     drain: list[tuple[Event, Outcome]] = []
     last = outcomes[-1]
     for _ in range(MAX_DRAIN_STEPS):
-        if (event := next_drain_event(last)) is None:
+        if (drain_event := next_drain_event(last)) is None:
             return SideRun(tuple(outcomes), tuple(drain))
-        outcome = await step(event)
-        drain.append((event, outcome))
+        outcome = await step(drain_event)
+        drain.append((drain_event, outcome))
         if settled(last, outcome):
             return SideRun(tuple(outcomes), tuple(drain))
         last = outcome

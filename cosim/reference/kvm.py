@@ -8,16 +8,12 @@ virtual-APIC page are placed in L1's memory), applies each event through
 
 from dataclasses import dataclass
 
-from software_model import KernelVersion, environment
-from software_model.state import ApicPage, PiDesc, Vcpu, Vmcs12
-
-from .drain import MAX_DRAIN_STEPS, Impossible, SideRun, next_drain_event, settled
-from .outcome import L1ApicOutcome, L2Outcome, Outcome, PidOutcome, VmExit, bitmap, vectors
-from .scenario import (
-    EoiEvent,
-    Event,
+from cosim.scenario.drain import MAX_DRAIN_STEPS, Impossible, SideRun, next_drain_event, settled
+from cosim.scenario.format import (
     L1,
     L2,
+    EoiEvent,
+    Event,
     InterruptEvent,
     L2EoiEvent,
     L2TprEvent,
@@ -26,6 +22,18 @@ from .scenario import (
     TprEvent,
     VmEntryEvent,
 )
+from cosim.scenario.outcome import (
+    L1ApicOutcome,
+    L2Outcome,
+    Outcome,
+    PidOutcome,
+    VmExit,
+    bitmap,
+    to_json,
+    vectors,
+)
+from software_model import KernelVersion, environment
+from software_model.state import ApicPage, PiDesc, Vcpu, Vmcs12
 
 __all__ = ["KvmReference", "ModelRun", "run_beside", "run_model"]
 
@@ -190,6 +198,30 @@ class ModelRun:
             return None
         return self.scenario.expect.mismatches(self.outcomes[-1])
 
+    def to_json(self) -> dict:
+        """The ``pi-cosim model --json`` document: outcomes and the model's trace per event
+        and per drain step."""
+        mismatches = self.expect_mismatches
+        side = self.side
+        n = len(side.outcomes)
+        return {
+            "scenario": self.scenario.name,
+            "file": self.scenario.path,
+            "kvm": self.version.value,
+            "commit": self.version.commit,
+            "expect_ok": None if mismatches is None else not mismatches,
+            "impossible": None if side.impossible is None else side.impossible.message(),
+            "events": [{"event": event.to_dict(), "software": to_json(outcome),
+                        "trace": list(trace)}
+                       for event, outcome, trace in zip(self.scenario.events[:n], side.outcomes,
+                                                        self.traces[:n], strict=True)],
+            "drain": [{"event": event.to_dict(), "software": to_json(outcome),
+                       "trace": list(trace)}
+                      for (event, outcome), trace in zip(side.drain, self.traces[n:],
+                                                         strict=True)],
+            "drain_settled": side.drain_settled,
+        }
+
 
 def run_model(scenario: Scenario, version: KernelVersion, *, until: int | None = None,
               own_modes: bool = True) -> ModelRun:
@@ -227,10 +259,10 @@ def run_model(scenario: Scenario, version: KernelVersion, *, until: int | None =
     steps: list[tuple[Event, Outcome]] = []
     last = outcomes[-1]
     for _ in range(MAX_DRAIN_STEPS):
-        if (event := next_drain_event(last)) is None:
+        if (drain_event := next_drain_event(last)) is None:
             break
-        outcome = step(event)
-        steps.append((event, outcome))
+        outcome = step(drain_event)
+        steps.append((drain_event, outcome))
         if settled(last, outcome):
             break
         last = outcome

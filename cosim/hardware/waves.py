@@ -31,7 +31,7 @@ __all__ = [
     "write_gtkw",
 ]
 
-FILTER_DIR = Path(__file__).resolve().parent.parent / "waveforms" / "filters"
+FILTER_DIR = Path(__file__).resolve().parents[2] / "waveforms" / "filters"
 
 #: the design's scope in each backend's dump (amaranth.sim: the harness module "top" holding
 #: the design "top", under the writer's "bench")

@@ -108,7 +108,7 @@ FIELDS = ("vmexit", "vmentry_error", "mode",
 def differences(a: Outcome, b: Outcome) -> list[str]:
     """Dotted names of the fields that differ; a VM exit present on both sides is compared
     field by field (``vmexit.intr_info``)."""
-    diffs = []
+    diffs: list[str] = []
     for name in FIELDS:
         x, y = a.get(name), b.get(name)
         if x == y:

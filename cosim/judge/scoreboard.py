@@ -26,9 +26,7 @@ A :class:`Verdict` is the result for one scenario and version; :meth:`Verdict.to
 from collections import Counter
 from dataclasses import dataclass
 
-from software_model import KernelVersion
-
-from .deviations import (
+from cosim.judge.findings import (
     DEVIATIONS,
     KNOWN_BUGS,
     LOST,
@@ -39,9 +37,10 @@ from .deviations import (
     by_id,
     is_known_bug,
 )
-from .drain import Impossible, SideRun
-from .outcome import Outcome, differences, to_json
-from .scenario import Event, Scenario
+from cosim.scenario.drain import Impossible, SideRun
+from cosim.scenario.format import Event, Scenario
+from cosim.scenario.outcome import Outcome, differences, to_json
+from software_model import KernelVersion
 
 __all__ = ["DrainResult", "EventResult", "Verdict", "compare"]
 

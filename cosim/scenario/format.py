@@ -11,8 +11,9 @@ sets, 0, false; ``spurious_vector`` 0xff).
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
+from cosim.scenario.outcome import Outcome, VmExit
 from software_model.constants import (
     CPU_BASED_ACTIVATE_SECONDARY_CONTROLS,
     CPU_BASED_INTR_WINDOW_EXITING,
@@ -22,8 +23,6 @@ from software_model.constants import (
     SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY,
     VM_EXIT_ACK_INTR_ON_EXIT,
 )
-
-from .outcome import Outcome, VmExit
 
 __all__ = [
     "EVENT_KINDS",
@@ -310,7 +309,7 @@ class _Checker:
     def __init__(self, path: str):
         self.path = path
 
-    def fail(self, key: str | None, problem: str):
+    def fail(self, key: str | None, problem: str) -> NoReturn:
         raise ScenarioError(self.path, key, problem)
 
     def table(self, data: dict, key: str, allowed: tuple[str, ...]) -> dict:
