@@ -8,6 +8,11 @@ show the hierarchy.
 import argparse
 import sys
 
+# Private API, pinned to amaranth 0.5.x (pyproject.toml: >=0.5.10,<0.6): amaranth.back.verilog
+# .convert has no way to choose Yosys' proc pass, and with its `proc -nomux` (amaranth-lang/
+# amaranth#479) combinational logic stays in `always @*` blocks that Icarus 11 does not run at
+# time 0 (the problem of amaranth-lang/amaranth#418). find_yosys is how convert finds the
+# built-in Yosys; re-check it when moving to 0.6.
 from amaranth._toolchain.yosys import find_yosys
 from amaranth.back import rtlil
 

@@ -185,6 +185,10 @@ def _cached_runner(sim: str):
     base = type(get_runner(sim))
 
     class CachedRunner(base):  # type: ignore[valid-type,misc]  # a class chosen at run time
+        # Private API, pinned to cocotb 2.1 (pyproject.toml: >=2.1,<2.2): the runner has no
+        # "skip when up to date" for Verilator (only Icarus compares timestamps; the runner's
+        # design PR cocotb/cocotb#2634 leaves applying it everywhere as a TODO). Re-check
+        # _build_command's name and contract when moving to 2.2.
         def _build_command(self):
             return [] if (self.build_dir / BUILT).exists() else super()._build_command()
 
