@@ -227,3 +227,35 @@ def test_in_l0_must_be_a_boolean(tmp_path):
         load_scenario(write(tmp_path, EVENT.replace('"ipiv"\n', '"ipiv"\nin_l0 = 1\n')))
     assert info.value.key == "events[0].in_l0"
     assert info.value.problem == "expected true or false, got integer 1"
+
+
+def test_entry_check_failure_agrees_with_the_kvm_model_on_every_combination():
+    """Vmcs12Controls.entry_check_failure (the load-time check of a start = "l2" scenario)
+    and KVM's nested_vmx_check_apicv_controls() decide the same on every combination of the
+    six switches, NV bits 15:8 zero or not, and an aligned, misaligned or too-wide descriptor
+    address (SDM 26.2.1.1; EXT-5, EXT-6)."""
+    import itertools
+
+    from software_model import KernelVersion, environment, nested
+    from software_model.state import Vmcs12
+
+    names = ("external_interrupt_exiting", "process_posted_interrupts",
+             "acknowledge_interrupt_on_exit", "virtual_interrupt_delivery", "tpr_shadow",
+             "interrupt_window_exiting")
+    checked = 0
+    for bits in itertools.product((False, True), repeat=len(names)):
+        for nv, addr in itertools.product((0xFF, 0x1FF), (0x10000, 0x10008, 1 << 46)):
+            c = Vmcs12Controls(**dict(zip(names, bits, strict=True)), posted_intr_nv=nv,
+                               posted_intr_desc_addr=addr)
+            words = c.control_words()
+            vmcs12 = Vmcs12(pin_based_vm_exec_control=words["pin_based"],
+                            cpu_based_vm_exec_control=words["proc_based"],
+                            secondary_vm_exec_control=words["secondary"],
+                            vm_exit_controls=words["exit_controls"], posted_intr_nv=nv,
+                            posted_intr_desc_addr=addr)
+            vcpu = environment.new_vcpu(KernelVersion.POST_PATCH, maxphyaddr=46)
+            vcpu.nested.current_vmcs12 = vmcs12
+            kvm_ok = nested.nested_vmx_check_apicv_controls(vcpu, vmcs12) == 0
+            assert (c.entry_check_failure(46) is None) == kvm_ok, c
+            checked += 1
+    assert checked == 64 * 6

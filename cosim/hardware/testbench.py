@@ -20,6 +20,7 @@ and preloaded, so any number of scenarios share one simulation.
 
 import random
 from dataclasses import dataclass
+from typing import assert_never
 
 from cosim.hardware.bench import Bench
 from cosim.hardware.memory import MemoryResponder, WordMemory
@@ -260,23 +261,24 @@ class PathDriver:
 
     async def apply(self, event: Event, memory: WordMemory, addr: int) -> None:
         """Apply one event, then run until the path is quiescent."""
-        if isinstance(event, InterruptEvent):
-            await self.strobe("accept__valid", accept__vector=event.vector, accept__level=0)
-        elif isinstance(event, PostEvent):
-            memory.post_pir(addr, event.vector)
-            memory.post_on(addr)
-        elif isinstance(event, EoiEvent):
-            await self.strobe("eoi")
-        elif isinstance(event, TprEvent):
-            await self.strobe("tpr_write", tpr_value=event.value)
-        elif isinstance(event, VmEntryEvent):
-            await self.strobe("vm_entry")
-        elif isinstance(event, L2EoiEvent):
-            await self.strobe("l2_eoi")
-        elif isinstance(event, L2TprEvent):
-            await self.strobe("l2_tpr_write", l2_tpr_value=event.value)
-        else:
-            raise TypeError(f"unknown event {event!r}")
+        match event:
+            case InterruptEvent():  # every route (and in_l0, a KVM-side notion) arrives alike
+                await self.strobe("accept__valid", accept__vector=event.vector, accept__level=0)
+            case PostEvent():
+                memory.post_pir(addr, event.vector)
+                memory.post_on(addr)
+            case EoiEvent():
+                await self.strobe("eoi")
+            case TprEvent():
+                await self.strobe("tpr_write", tpr_value=event.value)
+            case VmEntryEvent():
+                await self.strobe("vm_entry")
+            case L2EoiEvent():
+                await self.strobe("l2_eoi")
+            case L2TprEvent():
+                await self.strobe("l2_tpr_write", l2_tpr_value=event.value)
+            case _:
+                assert_never(event)
         await self.settle()
 
 

@@ -7,6 +7,7 @@ virtual-APIC page are placed in L1's memory), applies each event through
 """
 
 from dataclasses import dataclass
+from typing import assert_never
 
 from cosim.scenario.drain import MAX_DRAIN_STEPS, Impossible, SideRun, next_drain_event, settled
 from cosim.scenario.format import (
@@ -111,29 +112,29 @@ class KvmReference:
 
     def _apply(self, event: Event) -> None:
         vcpu = self.vcpu
-        if isinstance(event, InterruptEvent) and event.in_l0:
-            if self._arrived is event:
+        match event:
+            case InterruptEvent(in_l0=True) if self._arrived is event:
                 vcpu.trace(f"in L0: {event.vector:#04x} already arrived during the previous "
                            "event's exit to L0")
-            else:
+                self._arrived = None
+            case InterruptEvent(in_l0=True):
                 environment.interrupt_in_l0(vcpu, event.vector, event.route)
-            self._arrived = None
-        elif isinstance(event, InterruptEvent):
-            environment.interrupt(vcpu, event.vector, event.route)
-        elif isinstance(event, PostEvent):
-            environment.post(vcpu, event.vector)
-        elif isinstance(event, EoiEvent):
-            environment.eoi(vcpu)
-        elif isinstance(event, TprEvent):
-            environment.tpr(vcpu, event.value)
-        elif isinstance(event, VmEntryEvent):
-            environment.vm_entry(vcpu)
-        elif isinstance(event, L2EoiEvent):
-            environment.l2_eoi(vcpu)
-        elif isinstance(event, L2TprEvent):
-            environment.l2_tpr(vcpu, event.value)
-        else:
-            raise TypeError(f"unknown event {event!r}")
+            case InterruptEvent():
+                environment.interrupt(vcpu, event.vector, event.route)
+            case PostEvent():
+                environment.post(vcpu, event.vector)
+            case EoiEvent():
+                environment.eoi(vcpu)
+            case TprEvent():
+                environment.tpr(vcpu, event.value)
+            case VmEntryEvent():
+                environment.vm_entry(vcpu)
+            case L2EoiEvent():
+                environment.l2_eoi(vcpu)
+            case L2TprEvent():
+                environment.l2_tpr(vcpu, event.value)
+            case _:
+                assert_never(event)
 
     def mode(self) -> str:
         """The guest the vCPU runs now."""
