@@ -170,7 +170,7 @@ def _replay(args, scenarios: list[Scenario], versions: list[KernelVersion]) -> i
     from cosim.judge.scoreboard import compare
 
     sim = args.sim or default_sim()
-    jobs = [(s, Job(s.path, seed=args.seed)) for s in scenarios]
+    jobs = [Job(s, seed=args.seed) for s in scenarios]
     if args.waves:
         try:
             args.waves_dir.mkdir(parents=True, exist_ok=True)

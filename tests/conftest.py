@@ -85,7 +85,7 @@ WAVES_DIR = Path(__file__).resolve().parent.parent / "waveforms"
 
 
 @contextmanager
-def waves_on_failure(scenario, job, sim: str, directory: Path | None = None):
+def waves_on_failure(job, sim: str, directory: Path | None = None):
     """On a failed assertion inside, replay ``job`` with waveforms on backend ``sim`` and
     add the dump's path (and its ``.gtkw``) to the failure message."""
     from cosim.hardware.backends import simulate as simulate_hardware
@@ -95,7 +95,7 @@ def waves_on_failure(scenario, job, sim: str, directory: Path | None = None):
     except AssertionError as exc:
         target = directory or WAVES_DIR
         target.mkdir(parents=True, exist_ok=True)
-        (run,) = simulate_hardware([(scenario, job)], sim, target)
+        (run,) = simulate_hardware([job], sim, target)
         raise AssertionError(f"{exc}\nwaveform: {run.waves} (open: gtkwave "
                              f"{run.waves.with_suffix('.gtkw')})") from exc
 

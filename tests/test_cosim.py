@@ -75,7 +75,7 @@ def scenarios():
 
 @pytest.fixture(scope="module")
 def amaranth_runs(scenarios):
-    return simulate([(s, Job(s.path)) for s in scenarios], "amaranth")
+    return simulate([Job(s) for s in scenarios], "amaranth")
 
 
 @pytest.mark.parametrize("version", list(KernelVersion), ids=lambda v: v.value)
@@ -87,7 +87,7 @@ def test_each_version_on_each_scenario(scenarios, amaranth_runs, version):
             (scenario.name, verdict.expect_mismatches)
         deviations, bugs = EXPECTED.get(scenario.name, {}).get(version, ((), ()))
         lost = LOST.get(scenario.name, {}).get(version)
-        with waves_on_failure(scenario, run.job, "amaranth"):
+        with waves_on_failure(run.job, "amaranth"):
             assert (verdict.deviations, verdict.known_bugs, verdict.divergent) == \
                 (deviations, bugs, ()), scenario.name
             assert verdict.agree == (not bugs)
@@ -124,19 +124,19 @@ def test_seed_exit_information(scenarios, amaranth_runs):
 
 def test_cocotb_backends_match_amaranth(scenarios, amaranth_runs, cocotb_sim):
     """The same scenarios in one cocotb simulation give the same outcomes, event by event."""
-    runs = simulate([(s, Job(s.path)) for s in scenarios], cocotb_sim)
+    runs = simulate([Job(s) for s in scenarios], cocotb_sim)
     for scenario, run, reference in zip(scenarios, runs, amaranth_runs, strict=True):
-        with waves_on_failure(scenario, run.job, cocotb_sim):
+        with waves_on_failure(run.job, cocotb_sim):
             assert run.side == reference.side, scenario.name
 
 
 def test_memory_wait_states_do_not_change_outcomes(scenarios, amaranth_runs, sim):
     """Seeds 1-3 add 0-3 wait cycles per memory request; the outcomes stay the same."""
-    jobs = [(s, Job(s.path, seed=seed)) for seed in (1, 2, 3) for s in scenarios]
+    jobs = [Job(s, seed=seed) for seed in (1, 2, 3) for s in scenarios]
     runs = simulate(jobs, sim)
-    for (scenario, job), run, reference in zip(jobs, runs, amaranth_runs * 3, strict=True):
-        with waves_on_failure(scenario, job, sim):
-            assert run.side == reference.side, (scenario.name, job.seed)
+    for job, run, reference in zip(jobs, runs, amaranth_runs * 3, strict=True):
+        with waves_on_failure(job, sim):
+            assert run.side == reference.side, (job.scenario.name, job.seed)
 
 
 def test_concurrent_posts_lose_no_bit(sim):
@@ -147,11 +147,11 @@ def test_concurrent_posts_lose_no_bit(sim):
     from cosim.hardware.testbench import ConcurrentPost
 
     scenario = load_scenario(Path(__file__).parent.parent / "scenarios" / "seed-ipiv.toml")
-    jobs = [(scenario, Job(scenario.path, seed=seed, posts=(ConcurrentPost(0, cycle, 0x52),)))
+    jobs = [Job(scenario, seed=seed, posts=(ConcurrentPost(0, cycle, 0x52),))
             for seed in (0, 11) for cycle in range(0, 17)]  # both steps land within the event
     runs = simulate(jobs, sim)
     harvested = left = 0
-    for (_, job), run in zip(jobs, runs, strict=True):
+    for job, run in zip(jobs, runs, strict=True):
         (outcome,) = run.outcomes
         l2 = outcome.l2
         if 0x52 in outcome.pid.pir:

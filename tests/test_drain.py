@@ -52,7 +52,7 @@ def test_d10_is_checked_at_rest_not_trusted():
     drain would report the lost vector as an unexplained divergence, not as D10."""
     scenario = load_scenario(SCENARIOS / "l2-virtual-before-l1-exit.toml")
     kvm = run_model(scenario, POST).side
-    (run,) = simulate([(scenario, Job(scenario.path))], "amaranth")
+    (run,) = simulate([Job(scenario)], "amaranth")
     verdict = compare(scenario, POST, "amaranth", 0, run.side, kvm)
     assert verdict.deviations == ("D10",) and verdict.agree
     assert verdict.drain.differences == () and verdict.drain.lost == ()

@@ -259,3 +259,13 @@ def test_entry_check_failure_agrees_with_the_kvm_model_on_every_combination():
             assert (c.entry_check_failure(46) is None) == kvm_ok, c
             checked += 1
     assert checked == 64 * 6
+
+
+def test_every_shipped_scenario_round_trips_through_to_dict():
+    """Scenario.to_dict() is the TOML document again: the hardware's jobs carry scenarios made
+    in memory across the cocotb process boundary so."""
+    from cosim.scenario.format import parse_scenario
+
+    for file in sorted(Path(__file__).parent.parent.joinpath("scenarios").glob("*.toml")):
+        scenario = load_scenario(file)
+        assert parse_scenario(scenario.to_dict(), scenario.path) == scenario, file.name

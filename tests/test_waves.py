@@ -79,7 +79,7 @@ def test_replay_waves_open_in_gtkwave_grouped_with_enum_names(tmp_path, capsys, 
 def test_failing_test_writes_a_dump(tmp_path):
     scenario = load_scenario(SEED)
     with pytest.raises(AssertionError) as info, waves_on_failure(
-            scenario, Job(str(SEED), seed=5), "amaranth", tmp_path):
+            Job(scenario, seed=5), "amaranth", tmp_path):
         raise AssertionError("outcomes differ")
     message = str(info.value)
     assert message.startswith("outcomes differ\nwaveform: ")
@@ -117,7 +117,7 @@ def test_posted_interrupt_processing_order_on_the_wires(tmp_path):
     cleared (a locked AND of NotifyInfo with bit 0 clear), then the EOI, then the PIR
     harvest (each PIR word swapped), then the RVI update to 0x41."""
     scenario = load_scenario(SEED)
-    (run,) = simulate([(scenario, Job(str(SEED)))], "amaranth", tmp_path)
+    (run,) = simulate([Job(scenario)], "amaranth", tmp_path)
     vcd = VCDVCD(str(run.waves.with_suffix(".vcd")))
     top = "bench.top.top"
 

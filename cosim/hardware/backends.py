@@ -23,7 +23,6 @@ from pathlib import Path
 
 from cosim.hardware.testbench import Job, run_jobs
 from cosim.scenario.drain import SideRun
-from cosim.scenario.format import Scenario
 from cosim.scenario.outcome import Outcome
 
 __all__ = ["SIMS", "HardwareRun", "SimulationFailed", "SimulatorUnavailable", "build_root",
@@ -58,7 +57,7 @@ class HardwareRun:
         return self.side.outcomes
 
 
-def simulate(jobs: list[tuple[Scenario, Job]], sim: str,
+def simulate(jobs: list[Job], sim: str,
              waves_dir: Path | None = None) -> list[HardwareRun]:
     """Run every job on backend ``sim``; with ``waves_dir``, write one dump (and its
     ``.gtkw`` save file) per job there, named ``SCENARIO-SIM-seedN``."""
@@ -68,13 +67,13 @@ def simulate(jobs: list[tuple[Scenario, Job]], sim: str,
         check_simulator(sim)
     if waves_dir is None:
         results = _run(jobs, sim, None)
-        return [HardwareRun(job, side) for (_, job), side in zip(jobs, results, strict=True)]
+        return [HardwareRun(job, side) for job, side in zip(jobs, results, strict=True)]
     from cosim.hardware.waves import dump_path, finish_dump, write_gtkw
 
     runs = []
-    for scenario, job in jobs:
-        dump = dump_path(waves_dir, scenario.name, sim, job.seed)
-        (side,) = _run([(scenario, job)], sim, dump)
+    for job in jobs:
+        dump = dump_path(waves_dir, job.scenario.name, sim, job.seed)
+        (side,) = _run([job], sim, dump)
         opened = finish_dump(dump)
         write_gtkw(opened, sim)
         runs.append(HardwareRun(job, side, opened))
@@ -274,10 +273,7 @@ def _run_cocotb(jobs, sim: str, dump: Path | None) -> list[SideRun]:
         test_dir = Path(tmp)
         spec = test_dir / "jobs.json"
         out = test_dir / "outcomes.json"
-        # the simulator runs in its own directory: scenario paths must be absolute
-        spec.write_text(json.dumps({"jobs": [{**job.to_json(), "path": str(Path(job.path)
-                                                                           .resolve())}
-                                             for _, job in jobs],
+        spec.write_text(json.dumps({"jobs": [job.to_json() for job in jobs],
                                     "out": str(out), "period_ns": CLOCK_PERIOD_NS}))
         log = test_dir / "sim.log"
         plusargs, test_args = [], []

@@ -16,7 +16,6 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
 from cosim.hardware.testbench import Job, run_jobs
-from cosim.scenario.format import load_scenario
 
 __all__ = ["CocotbBench", "replay"]
 
@@ -50,11 +49,10 @@ async def replay(dut):
     """Every job of the run, one after the other, in this simulation."""
     spec = json.loads(Path(os.environ["PI_COSIM_JOBS"]).read_text())
     jobs = [Job.from_json(j) for j in spec["jobs"]]
-    scenarios = [load_scenario(job.path) for job in jobs]
     Clock(dut.clk, spec["period_ns"], unit="ns").start(start_high=False)
     # into the falling-edge phase after a real rising edge (the X -> 0 at time 0 can count as
     # a falling edge)
     await RisingEdge(dut.clk)
     await FallingEdge(dut.clk)
-    results = await run_jobs(CocotbBench(dut), list(zip(scenarios, jobs, strict=True)))
+    results = await run_jobs(CocotbBench(dut), jobs)
     Path(spec["out"]).write_text(json.dumps([side.to_json() for side in results]))

@@ -37,6 +37,7 @@ from cosim.scenario.format import (
     Scenario,
     TprEvent,
     VmEntryEvent,
+    parse_scenario,
 )
 from cosim.scenario.outcome import (
     L1ApicOutcome,
@@ -102,23 +103,25 @@ class ConcurrentPost:
 
 @dataclass(frozen=True)
 class Job:
-    """One scenario for the hardware: its file, the memory seed and concurrent posts.
+    """One scenario for the hardware (the scenario itself, not a file: sweeps and random
+    regressions make them in memory), the memory seed and concurrent posts.
 
     ``seed`` 0 is zero-wait memory; any other seed draws 0..``MAX_WAIT_STATES`` wait cycles
     per memory request from ``random.Random(seed)``.
     """
 
-    path: str
+    scenario: Scenario
     seed: int = 0
     posts: tuple[ConcurrentPost, ...] = ()
 
     def to_json(self) -> dict:
-        return {"path": self.path, "seed": self.seed,
-                "posts": [[p.event, p.cycle, p.vector] for p in self.posts]}
+        """The job as JSON (it crosses into the cocotb process so)."""
+        return {"scenario": self.scenario.to_dict(), "path": self.scenario.path,
+                "seed": self.seed, "posts": [[p.event, p.cycle, p.vector] for p in self.posts]}
 
     @classmethod
     def from_json(cls, data: dict) -> "Job":
-        return cls(path=data["path"], seed=data["seed"],
+        return cls(scenario=parse_scenario(data["scenario"], data["path"]), seed=data["seed"],
                    posts=tuple(ConcurrentPost(*p) for p in data["posts"]))
 
 
@@ -285,10 +288,11 @@ class PathDriver:
 # --- running jobs -----------------------------------------------------------------------------
 
 
-async def run_job(bench: Bench, scenario: Scenario, job: Job) -> SideRun:
+async def run_job(bench: Bench, job: Job) -> SideRun:
     """One scenario on the bench: an outcome per event (start-up effects are part of the first
     event's outcome, as for the KVM model), then the drain (``cosim.drain``). An event that
     cannot happen in the mode the hardware is in stops the run there (no drain)."""
+    scenario = job.scenario
     memory = WordMemory()
     addr = desc_addr(scenario)
     p = scenario.pid
@@ -338,6 +342,6 @@ async def run_job(bench: Bench, scenario: Scenario, job: Job) -> SideRun:
     return SideRun(tuple(outcomes), tuple(drain), drain_settled=False)
 
 
-async def run_jobs(bench: Bench, jobs: list[tuple[Scenario, Job]]) -> list[SideRun]:
+async def run_jobs(bench: Bench, jobs: list[Job]) -> list[SideRun]:
     """Every job in one simulation, one after the other (reset between them)."""
-    return [await run_job(bench, scenario, job) for scenario, job in jobs]
+    return [await run_job(bench, job) for job in jobs]

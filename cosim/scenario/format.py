@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
-from cosim.scenario.outcome import Outcome, VmExit
+from cosim.scenario.outcome import Outcome, VmExit, to_json
 from software_model.constants import (
     CPU_BASED_ACTIVATE_SECONDARY_CONTROLS,
     CPU_BASED_INTR_WINDOW_EXITING,
@@ -282,6 +282,21 @@ class Expect:
 
     checks: tuple[tuple[str, Any], ...]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The ``[expect]`` table as written in a file."""
+        table: dict[str, Any] = {}
+        for name, value in self.checks:
+            if name == "vmexit":
+                table[name] = "none" if value is None else to_json(value)
+            elif name == "vmentry_error":
+                table[name] = "none" if value is None else value
+            elif "." in name:
+                group, key = name.split(".")
+                table.setdefault(group, {})[key] = to_json(value)
+            else:
+                table[name] = value
+        return table
+
     def mismatches(self, outcome: Outcome) -> list[str]:
         """The checked fields whose value in ``outcome`` differs from the expectation."""
         return [name for name, want in self.checks if outcome.get(name) != want]
@@ -303,6 +318,18 @@ class Scenario:
     l2: L2State = field(default_factory=L2State)
     events: tuple[Event, ...] = ()
     expect: Expect | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The scenario as a TOML document would hold it: ``parse_scenario(s.to_dict(),
+        s.path) == s``. Scenarios made in memory cross process boundaries so."""
+        data: dict[str, Any] = {"name": self.name, "description": self.description,
+                                "start": self.start, "maxphyaddr": self.maxphyaddr}
+        for table in ("l1_apic", "vmcs12", "pid", "l2"):
+            data[table] = to_json(getattr(self, table))
+        data["events"] = [e.to_dict() for e in self.events]
+        if self.expect is not None:
+            data["expect"] = self.expect.to_dict()
+        return data
 
 
 # --- validation -------------------------------------------------------------------------------
