@@ -269,3 +269,39 @@ def test_every_shipped_scenario_round_trips_through_to_dict():
     for file in sorted(Path(__file__).parent.parent.joinpath("scenarios").glob("*.toml")):
         scenario = load_scenario(file)
         assert parse_scenario(scenario.to_dict(), scenario.path) == scenario, file.name
+
+
+def test_expect_accepts_every_outcome_field(tmp_path):
+    """[expect] is derived from the outcome record: every field of the JSON outcome can be
+    checked (mode and l1_apic.eoi_messages included)."""
+    from dataclasses import fields
+
+    from cosim.scenario.outcome import FIELDS, Outcome
+
+    text = EVENT + """
+[expect]
+vmexit = "none"
+vmentry_error = "none"
+mode = "l2"
+[expect.l1_apic]
+irr = []
+isr = []
+ppr = 0
+eoi_messages = []
+[expect.pid]
+pir = []
+on = false
+sn = false
+[expect.l2]
+virr = []
+visr = [0x41]
+rvi = 0
+svi = 0x41
+vppr = 0x40
+delivered = [0x41]
+"""
+    expect = load_scenario(write(tmp_path, PI + text)).expect
+    assert [name for name, _ in expect.checks] == list(FIELDS)
+    assert len(FIELDS) == sum(len(fields(f.type)) if f.name not in ("vmexit", "vmentry_error",
+                                                                     "mode") else 1
+                              for f in fields(Outcome))

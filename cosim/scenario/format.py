@@ -9,9 +9,9 @@ sets, 0, false; ``spurious_vector`` 0xff).
 """
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn, get_origin
 
 from cosim.scenario.outcome import Outcome, VmExit, to_json
 from software_model.constants import (
@@ -65,6 +65,37 @@ class ScenarioError(ValueError):
         super().__init__(f"{path}: {key}: {problem}" if key else f"{path}: {problem}")
 
 
+# --- the schema: each key is declared once, on its dataclass field ------------------------------
+
+
+@dataclass(frozen=True)
+class Key:
+    """How a scenario key is read: ``kind`` is ``vectors`` (a set of vectors), ``vector``,
+    ``int`` (from ``low`` to ``high``, ``note`` says what it is), ``bool``, or ``choice`` (one
+    of ``choices``, a ``what``). Omitted, it takes its field's default; a field without a
+    default is required."""
+
+    kind: str
+    low: int = 0
+    high: int = 255
+    note: str = ""
+    choices: tuple[str, ...] = ()
+    what: str = ""
+
+
+def key(default: Any = MISSING, **spec: Any) -> Any:
+    """A dataclass field that is a scenario key (``spec`` as for :class:`Key`)."""
+    metadata = {"key": Key(**spec)}
+    if default is MISSING:
+        return field(metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _keys(cls: type) -> tuple[Field, ...]:
+    """The fields of ``cls`` that are scenario keys, in order."""
+    return tuple(f for f in fields(cls) if "key" in f.metadata)
+
+
 # --- the state tables ---------------------------------------------------------------------------
 
 
@@ -72,25 +103,26 @@ class ScenarioError(ValueError):
 class L1Apic:
     """``[l1_apic]``: L1's local APIC (what L1 believes is its physical APIC)."""
 
-    irr: frozenset[int] = frozenset()
-    isr: frozenset[int] = frozenset()
-    tmr: frozenset[int] = frozenset()
-    tpr: int = 0
-    spurious_vector: int = 0xFF
+    irr: frozenset[int] = key(frozenset(), kind="vectors")
+    isr: frozenset[int] = key(frozenset(), kind="vectors")
+    tmr: frozenset[int] = key(frozenset(), kind="vectors")
+    tpr: int = key(0, kind="int")
+    spurious_vector: int = key(0xFF, kind="vector")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Vmcs12Controls:
     """``[vmcs12]``: the controls and fields L1 programmed for L2."""
 
-    external_interrupt_exiting: bool = False
-    process_posted_interrupts: bool = False
-    acknowledge_interrupt_on_exit: bool = False
-    virtual_interrupt_delivery: bool = False
-    tpr_shadow: bool = False
-    interrupt_window_exiting: bool = False
-    posted_intr_nv: int = 0
-    posted_intr_desc_addr: int = 0
+    external_interrupt_exiting: bool = key(False, kind="bool")
+    process_posted_interrupts: bool = key(False, kind="bool")
+    acknowledge_interrupt_on_exit: bool = key(False, kind="bool")
+    virtual_interrupt_delivery: bool = key(False, kind="bool")
+    tpr_shadow: bool = key(False, kind="bool")
+    interrupt_window_exiting: bool = key(False, kind="bool")
+    posted_intr_nv: int = key(0, kind="int", high=0xFFFF, note=" (a 16-bit field)")
+    posted_intr_desc_addr: int = key(0, kind="int", high=(1 << 64) - 1,
+                                     note=" (a 64-bit address)")
 
     def control_words(self) -> dict[str, int]:
         """The VMCS control fields these switches set, as the SDM lays them out (the same
@@ -143,30 +175,27 @@ class Vmcs12Controls:
 class PidState:
     """``[pid]``: the posted-interrupt descriptor at ``vmcs12.posted_intr_desc_addr``."""
 
-    pir: frozenset[int] = frozenset()
-    on: bool = False
-    sn: bool = False
-    nv: int = 0
-    ndst: int = 0
+    pir: frozenset[int] = key(frozenset(), kind="vectors")
+    on: bool = key(False, kind="bool")
+    sn: bool = key(False, kind="bool")
+    nv: int = key(0, kind="vector")
+    ndst: int = key(0, kind="int", high=0xFFFFFFFF, note=" (a 32-bit field)")
 
 
 @dataclass(frozen=True, kw_only=True)
 class L2State:
     """``[l2]``: L2's virtual-APIC page and guest interrupt status."""
 
-    virr: frozenset[int] = frozenset()
-    visr: frozenset[int] = frozenset()
-    vtpr: int = 0
-    rvi: int = 0
-    svi: int = 0
-    rflags_if: bool = False
+    virr: frozenset[int] = key(frozenset(), kind="vectors")
+    visr: frozenset[int] = key(frozenset(), kind="vectors")
+    vtpr: int = key(0, kind="int")
+    rvi: int = key(0, kind="vector")
+    svi: int = key(0, kind="vector")
+    rflags_if: bool = key(False, kind="bool")
 
 
 # --- events -----------------------------------------------------------------------------------
 
-
-#: Optional event keys and their defaults (every other event key is required).
-_OPTIONAL: dict[str, Any] = {"in_l0": False}
 
 #: The guest that runs (``DESIGN.md`` section 8): L1 in VMX root operation of its virtual CPU,
 #: or L2 in non-root operation.
@@ -190,9 +219,9 @@ class BaseEvent:
     def to_dict(self) -> dict[str, Any]:
         """The event as written in a file: optional keys only when they are not the
         default."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {"kind": self.kind, **{k: v for k, v in values.items()
-                                      if k not in _OPTIONAL or v != _OPTIONAL[k]}}
+        return {"kind": self.kind, **{f.name: getattr(self, f.name) for f in _keys(type(self))
+                                      if f.default is MISSING or getattr(self, f.name)
+                                      != f.default}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -206,9 +235,9 @@ class InterruptEvent(BaseEvent):
     """
 
     kind: ClassVar[str] = "interrupt"
-    vector: int
-    route: str
-    in_l0: bool = False
+    vector: int = key(kind="vector", low=16)
+    route: str = key(kind="choice", choices=ROUTES, what="route")
+    in_l0: bool = key(False, kind="bool")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,7 +245,7 @@ class PostEvent(BaseEvent):
     """Another agent posts into the nested descriptor: PIR[vector] := 1, then ON := 1; no IPI."""
 
     kind: ClassVar[str] = "post"
-    vector: int
+    vector: int = key(kind="vector")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -233,7 +262,7 @@ class TprEvent(BaseEvent):
 
     kind: ClassVar[str] = "tpr"
     modes: ClassVar[tuple[str, ...]] = (L1,)
-    value: int
+    value: int = key(kind="int")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -258,7 +287,7 @@ class L2TprEvent(BaseEvent):
 
     kind: ClassVar[str] = "l2_tpr"
     modes: ClassVar[tuple[str, ...]] = (L2,)
-    value: int
+    value: int = key(kind="int")
 
 
 #: Every event kind. A new kind goes here; code that dispatches on events uses ``match`` with
@@ -426,22 +455,6 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-_TOP_KEYS = ("name", "description", "start", "maxphyaddr", "l1_apic", "vmcs12", "pid", "l2",
-             "events", "expect")
-_VMCS12_BOOLS = ("external_interrupt_exiting", "process_posted_interrupts",
-                 "acknowledge_interrupt_on_exit", "virtual_interrupt_delivery", "tpr_shadow",
-                 "interrupt_window_exiting")
-_EVENT_FIELDS = {
-    "interrupt": ("vector", "route", "in_l0"),
-    "post": ("vector",),
-    "eoi": (),
-    "tpr": ("value",),
-    "vm_entry": (),
-    "l2_eoi": (),
-    "l2_tpr": ("value",),
-}
-
-
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate one scenario file."""
     shown = str(path)
@@ -472,6 +485,37 @@ def load_scenario(path: str | Path) -> Scenario:
     return parse_scenario(data, shown, default_name=file.stem)
 
 
+def _read(c: _Checker, value: Any, where: str, spec: Key) -> Any:
+    """One key's value, checked against its :class:`Key`."""
+    if spec.kind == "vectors":
+        return c.vector_set(value, where)
+    if spec.kind == "vector":
+        vector = c.vector(value, where)
+        if vector < spec.low:
+            c.fail(where, f"vector {vector} is illegal for an interrupt (0-{spec.low - 1} are "
+                          f"never delivered, SDM 10.5.2); allowed: {spec.low}-255")
+        return vector
+    if spec.kind == "int":
+        return c.integer(value, where, spec.low, spec.high, spec.note)
+    if spec.kind == "bool":
+        return c.boolean(value, where)
+    if spec.kind == "choice":
+        return c.choice(value, where, spec.choices, spec.what)
+    raise AssertionError(f"no reader for key kind {spec.kind!r}")
+
+
+def _read_table(c: _Checker, data: dict, name: str, cls: type) -> Any:
+    """The state table ``[name]`` as an instance of ``cls``, keys as its fields declare."""
+    specs = _keys(cls)
+    t = c.table(data, name, tuple(f.name for f in specs))
+    return cls(**{f.name: _read(c, t[f.name], f"{name}.{f.name}", f.metadata["key"])
+                  for f in specs if f.name in t})
+
+
+#: The top-level keys: the scenario's fields but its path.
+_TOP_KEYS = tuple(f.name for f in fields(Scenario) if f.name != "path")
+
+
 def parse_scenario(data: dict, path: str, default_name: str = "scenario") -> Scenario:
     """Validate a parsed TOML document (``path`` names it in messages)."""
     c = _Checker(path)
@@ -482,45 +526,10 @@ def parse_scenario(data: dict, path: str, default_name: str = "scenario") -> Sce
     description = c.string(data.get("description", ""), "description")
     start = c.choice(data.get("start", "l2"), "start", STARTS, "start state")
     maxphyaddr = c.integer(data.get("maxphyaddr", DEFAULT_MAXPHYADDR), "maxphyaddr", 32, 52)
-
-    t = c.table(data, "l1_apic", ("irr", "isr", "tmr", "tpr", "spurious_vector"))
-    l1_apic = L1Apic(
-        irr=c.vector_set(t.get("irr", []), "l1_apic.irr"),
-        isr=c.vector_set(t.get("isr", []), "l1_apic.isr"),
-        tmr=c.vector_set(t.get("tmr", []), "l1_apic.tmr"),
-        tpr=c.integer(t.get("tpr", 0), "l1_apic.tpr", 0, 255),
-        spurious_vector=c.vector(t.get("spurious_vector", 0xFF), "l1_apic.spurious_vector"),
-    )
-
-    t = c.table(data, "vmcs12", (*_VMCS12_BOOLS, "posted_intr_nv", "posted_intr_desc_addr"))
-    vmcs12 = Vmcs12Controls(
-        **{k: c.boolean(t.get(k, False), f"vmcs12.{k}") for k in _VMCS12_BOOLS},
-        posted_intr_nv=c.integer(t.get("posted_intr_nv", 0), "vmcs12.posted_intr_nv",
-                                 0, 0xFFFF, " (a 16-bit field)"),
-        posted_intr_desc_addr=c.integer(t.get("posted_intr_desc_addr", 0),
-                                        "vmcs12.posted_intr_desc_addr", 0, (1 << 64) - 1,
-                                        " (a 64-bit address)"),
-    )
-
-    t = c.table(data, "pid", ("pir", "on", "sn", "nv", "ndst"))
-    pid = PidState(
-        pir=c.vector_set(t.get("pir", []), "pid.pir"),
-        on=c.boolean(t.get("on", False), "pid.on"),
-        sn=c.boolean(t.get("sn", False), "pid.sn"),
-        nv=c.vector(t.get("nv", 0), "pid.nv"),
-        ndst=c.integer(t.get("ndst", 0), "pid.ndst", 0, 0xFFFFFFFF, " (a 32-bit field)"),
-    )
-
-    t = c.table(data, "l2", ("virr", "visr", "vtpr", "rvi", "svi", "rflags_if"))
-    l2 = L2State(
-        virr=c.vector_set(t.get("virr", []), "l2.virr"),
-        visr=c.vector_set(t.get("visr", []), "l2.visr"),
-        vtpr=c.integer(t.get("vtpr", 0), "l2.vtpr", 0, 255),
-        rvi=c.vector(t.get("rvi", 0), "l2.rvi"),
-        svi=c.vector(t.get("svi", 0), "l2.svi"),
-        rflags_if=c.boolean(t.get("rflags_if", False), "l2.rflags_if"),
-    )
-
+    l1_apic = _read_table(c, data, "l1_apic", L1Apic)
+    vmcs12 = _read_table(c, data, "vmcs12", Vmcs12Controls)
+    pid = _read_table(c, data, "pid", PidState)
+    l2 = _read_table(c, data, "l2", L2State)
     events = _parse_events(c, data)
     if start == "l2":
         failure = vmcs12.entry_check_failure(maxphyaddr)
@@ -544,32 +553,22 @@ def _parse_events(c: _Checker, data: dict) -> tuple[Event, ...]:
         c.fail("events", f"expected an array of tables ([[events]]), got {_describe(raw)}")
     if not raw:
         c.fail("events", "no events; add at least one [[events]] table")
-    kinds = tuple(_EVENT_FIELDS)
+    kinds = tuple(EVENT_KINDS)
     events = []
     for i, entry in enumerate(raw):
         where = f"events[{i}]"
         if "kind" not in entry:
             c.fail(where, f"missing required key 'kind'; allowed kinds: {', '.join(kinds)}")
         kind = c.choice(entry["kind"], f"{where}.kind", kinds, "event kind")
-        keys = _EVENT_FIELDS[kind]
-        c.known_keys(entry, where, ("kind", *keys))
-        for name in keys:
-            if name not in entry and name not in _OPTIONAL:
-                c.fail(where, f"missing required key '{name}' for kind '{kind}'")
-        values: dict[str, Any] = {}
-        if "vector" in keys:
-            vector = c.vector(entry["vector"], f"{where}.vector")
-            if kind == "interrupt" and vector < 16:
-                c.fail(f"{where}.vector", f"vector {vector} is illegal for an interrupt (0-15 are "
-                                          "never delivered, SDM 10.5.2); allowed: 16-255")
-            values["vector"] = vector
-        if "route" in keys:
-            values["route"] = c.choice(entry["route"], f"{where}.route", ROUTES, "route")
-        if "value" in keys:
-            values["value"] = c.integer(entry["value"], f"{where}.value", 0, 255)
-        if "in_l0" in entry:
-            values["in_l0"] = c.boolean(entry["in_l0"], f"{where}.in_l0")
-        events.append(EVENT_KINDS[kind](**values))
+        cls = EVENT_KINDS[kind]
+        specs = _keys(cls)
+        c.known_keys(entry, where, ("kind", *(f.name for f in specs)))
+        for f in specs:
+            if f.name not in entry and f.default is MISSING:
+                c.fail(where, f"missing required key '{f.name}' for kind '{kind}'")
+        events.append(cls(**{f.name: _read(c, entry[f.name], f"{where}.{f.name}",
+                                           f.metadata["key"])
+                             for f in specs if f.name in entry}))
     return tuple(events)
 
 
@@ -603,53 +602,54 @@ def _check_modes(c: _Checker, start: str | None, events: tuple[Event, ...]) -> N
 
 
 def _parse_expect(c: _Checker, data: dict) -> Expect:
-    t = c.table(data, "expect", ("vmexit", "vmentry_error", "mode", "l1_apic", "pid", "l2"))
+    """``[expect]``: any field of the outcome record (``cosim.scenario.outcome.Outcome``), by
+    the same dotted names as the JSON; a new outcome field is accepted without a change here."""
+    t = c.table(data, "expect", tuple(f.name for f in fields(Outcome)))
     checks: list[tuple[str, Any]] = []
-    if "mode" in t:
-        checks.append(("mode", c.choice(t["mode"], "expect.mode", MODES, "mode")))
-    if "vmexit" in t:
-        checks.append(("vmexit", _parse_expected_vmexit(c, t["vmexit"])))
-    if "vmentry_error" in t:
-        value = t["vmentry_error"]
-        if value == "none":
-            checks.append(("vmentry_error", None))
-        elif isinstance(value, int) and not isinstance(value, bool):
-            checks.append(("vmentry_error",
-                           c.integer(value, "expect.vmentry_error", 0, 0xFFFFFFFF)))
-        else:
-            c.fail("expect.vmentry_error",
-                   f"expected \"none\" or a VM-instruction error number, got {_describe(value)}")
-    sub_tables = {
-        "l1_apic": {"irr": "set", "isr": "set", "ppr": "u8", "eoi_messages": "list"},
-        "pid": {"pir": "set", "on": "bool", "sn": "bool"},
-        "l2": {"virr": "set", "visr": "set", "rvi": "u8", "svi": "u8", "vppr": "u8",
-               "delivered": "list"},
-    }
-    for table_name, spec in sub_tables.items():
-        prefix = f"expect.{table_name}"
-        if table_name not in t:
+    for f in fields(Outcome):
+        if f.name not in t:
             continue
-        sub = t[table_name]
-        if not isinstance(sub, dict):
-            c.fail(prefix, f"expected a table ([{prefix}]), got {_describe(sub)}")
-        c.known_keys(sub, prefix, tuple(spec))
-        for key, kind in spec.items():
-            if key not in sub:
-                continue
-            value, where = sub[key], f"{prefix}.{key}"
-            if kind == "set":
-                parsed: Any = c.vector_set(value, where)
-            elif kind == "list":
-                parsed = tuple(c.vector_list(value, where, unique=False))
-            elif kind == "bool":
-                parsed = c.boolean(value, where)
+        value, where = t[f.name], f"expect.{f.name}"
+        if f.name == "vmexit":
+            checks.append((f.name, _parse_expected_vmexit(c, value)))
+        elif f.name == "vmentry_error":
+            if value == "none":
+                checks.append((f.name, None))
+            elif isinstance(value, int) and not isinstance(value, bool):
+                checks.append((f.name, c.integer(value, where, 0, 0xFFFFFFFF)))
             else:
-                parsed = c.integer(value, where, 0, 255)
-            checks.append((f"{table_name}.{key}", parsed))
+                c.fail(where, "expected \"none\" or a VM-instruction error number, got "
+                              f"{_describe(value)}")
+        elif f.name == "mode":
+            checks.append((f.name, c.choice(value, where, MODES, "mode")))
+        else:  # a record of the outcome: one check per key it names
+            if not isinstance(value, dict):
+                c.fail(where, f"expected a table ([{where}]), got {_describe(value)}")
+            assert isinstance(f.type, type)  # a record class (the module has no PEP 563)
+            record = fields(f.type)
+            c.known_keys(value, where, tuple(g.name for g in record))
+            for g in record:
+                if g.name in value:
+                    checks.append((f"{f.name}.{g.name}",
+                                   _read_expected(c, value[g.name], f"{where}.{g.name}",
+                                                  g.type)))
     if not checks:
         c.fail("expect", "the table is empty; name at least one field to check, e.g. "
                          "vmexit = \"none\"")
     return Expect(tuple(checks))
+
+
+def _read_expected(c: _Checker, value: Any, where: str, kind: Any) -> Any:
+    """An expected outcome value, read by the outcome field's type."""
+    if get_origin(kind) is frozenset:
+        return c.vector_set(value, where)
+    if get_origin(kind) is tuple:
+        return tuple(c.vector_list(value, where, unique=False))
+    if kind is bool:
+        return c.boolean(value, where)
+    if kind is int:
+        return c.integer(value, where, 0, 255)
+    raise AssertionError(f"no reader for outcome type {kind!r}")
 
 
 def _parse_expected_vmexit(c: _Checker, value: Any) -> VmExit | None:

@@ -4,7 +4,7 @@ Both models report one :class:`Outcome` per event; :func:`differences` names the
 differ with the dotted names of the JSON contract (``l2.virr``, ``vmexit.intr_info``).
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
 __all__ = ["FIELDS", "L1ApicOutcome", "L2Outcome", "Outcome", "PidOutcome", "VmExit",
@@ -99,10 +99,11 @@ class Outcome:
         return value
 
 
-FIELDS = ("vmexit", "vmentry_error", "mode",
-          "l1_apic.irr", "l1_apic.isr", "l1_apic.ppr", "l1_apic.eoi_messages",
-          "pid.pir", "pid.on", "pid.sn",
-          "l2.virr", "l2.visr", "l2.rvi", "l2.svi", "l2.vppr", "l2.delivered")
+#: The dotted names of the outcome's fields, in order (``l2.virr``): a record's fields are
+#: expanded, a VM exit is one field (compared field by field by :func:`differences`).
+FIELDS = tuple(name for f in fields(Outcome) for name in (
+    [f"{f.name}.{g.name}" for g in fields(f.type)]
+    if isinstance(f.type, type) and is_dataclass(f.type) else [f.name]))
 
 
 def differences(a: Outcome, b: Outcome) -> list[str]:
