@@ -1,4 +1,4 @@
-"""``pi-cosim``: the command line (``DESIGN.md`` section 6).
+"""``pi-cosim``: the command line (``docs/cli.md``).
 
 ``pi-cosim replay FILE...`` runs scenarios on the hardware model (one simulation for all the
 files) and through the KVM model, and shows the two outcomes side by side after every event
@@ -91,7 +91,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     kut = sub.add_parser("kut", help="write the kvm-unit-tests replays as scenario files",
                          description=(
-        "Write scenario files generated from kvm-unit-tests (spec/kvm.md section 8): "
+        "Write scenario files generated from kvm-unit-tests (docs/cli.md): "
         "'posted-interrupts' is vmx_posted_interrupts_test (16 TPR classes x vectors "
         "33..255 = 3568 files), 'entry-checks' the VM-entry checks of test_posted_intr and "
         "test_virtual_intr_ctls. Replay them with: pi-cosim replay DIR/*.toml"))

@@ -1,5 +1,5 @@
 """The IPI-virtualization sender (SDM 30.1.6 pseudocode quoted in KVM commit 6e0b456547f4, with
-the SDM guards; clauses IPIV-1..9 of ``spec/sdm.md`` section 9.5).
+the SDM guards; clauses IPIV-1..9 of ``docs/clauses.toml``).
 
 Never enable postponed evaluation of annotations (PEP 563) here: it breaks ``Component`` ports.
 """

@@ -1,5 +1,5 @@
 """The local APIC's interrupt-acceptance and acknowledge path (SDM 10.8, 10.9; clauses
-APIC-1..14 of ``spec/sdm.md`` section 9.1).
+APIC-1..14 of ``docs/clauses.toml``).
 
 Never enable postponed evaluation of annotations (PEP 563) here: it breaks ``Component`` ports.
 """

@@ -1,6 +1,6 @@
 """Architectural data layouts, named with SDM and KVM mnemonics.
 
-Ref: Intel SDM Vol. 3 (2016 numbering, ``spec/sdm.md`` section 0.2): 24.4.2 guest interrupt
+Ref: Intel SDM Vol. 3 (2016 numbering, as in ``docs/clauses.toml``): 24.4.2 guest interrupt
 status, 24.6.1 pin-based controls, 24.6.2 processor-based controls, 24.7.1 VM-exit controls,
 24.9.2 VM-exit interruption information, 29.6 posted-interrupt descriptor; Linux
 ``arch/x86/include/asm/posted_intr.h`` (``struct pi_desc``) for SN, NV and NDST.

@@ -1,5 +1,5 @@
 """The memory port: 64-bit reads, writes and atomic read-modify-writes that the memory
-performs indivisibly (``DESIGN.md`` section 3).
+performs indivisibly (``docs/architecture.md``).
 
 Never enable postponed evaluation of annotations (PEP 563) here: it breaks ``Signature`` members.
 """

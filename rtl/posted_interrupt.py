@@ -1,4 +1,4 @@
-"""Posted-interrupt processing, steps 3-7 (SDM 29.6; clauses PI-6..PI-14 of ``spec/sdm.md``
+"""Posted-interrupt processing, steps 3-7 (SDM 29.6; clauses PI-6..PI-14 of ``docs/clauses.toml``
 section 9.3). Steps 1-2 (acknowledge, compare with NV) are the caller's: the VM-exit logic
 starts this unit only on a match.
 

@@ -1,5 +1,5 @@
 """Virtual-interrupt delivery state of one virtual-APIC page (SDM 29.1-29.2; clauses VID-1..12
-of ``spec/sdm.md`` section 9.4).
+of ``docs/clauses.toml``).
 
 Never enable postponed evaluation of annotations (PEP 563) here: it breaks ``Component`` ports.
 """

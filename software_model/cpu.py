@@ -5,7 +5,7 @@ and delivers L2's pending virtual interrupts (SDM 29.2, virtual-interrupt delive
 interrupt whose vector is the loaded VMCS's notification vector is posted-interrupt processing
 (SDM 29.6); L2's EOI and TPR writes are virtualized (SDM 29.1.2, 29.1.4). This module applies
 those rules to the VMCS objects KVM programs, so that each modelled KVM version's outcome
-includes what L2 would observe. Clause IDs are those of ``spec/sdm.md`` section 9.
+includes what L2 would observe. Clause IDs are those of ``docs/clauses.toml``.
 
 Assumptions shared with the hardware model: a delivered virtual interrupt runs L2's handler to
 its IRET without an EOI (EOIs are explicit ``l2_eoi`` events). Recognition ceases after a

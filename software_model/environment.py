@@ -1,6 +1,6 @@
 """The system around KVM: how a scenario event reaches the vCPU.
 
-Not kernel code: these are the other agents of ``spec/kvm.md`` sections 5.3-5.5 and 9.2 (a
+Not kernel code: these are the other agents of ``docs/kernel.md``(a
 second vCPU of L1 sending an IPI that KVM traps, the IPI-virtualization hardware of the sending
 CPU, an assigned device posting through VT-d, L1 or another agent writing the nested
 descriptor) and L1's and L2's own actions. Each function applies one scenario event, then lets
@@ -41,7 +41,7 @@ __all__ = [
     "vm_entry",
 ]
 
-#: How an interrupt for L1 reaches KVM while L2 runs (``spec/kvm.md`` sections 5.3-5.5).
+#: How an interrupt for L1 reaches KVM while L2 runs (``docs/kernel.md``).
 ROUTES = ("trapped-ipi", "ipiv", "device-post")
 
 

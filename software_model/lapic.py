@@ -2,7 +2,7 @@
 
 Pinned to torvalds/linux aa9477966aab (v2 5/7, identical for the functions here at 8c23670f2b00
 and 6e0b456547f4; ``kvm_apic_ack_interrupt`` exists since a194a3a13ce0, v2 1/7). Each function
-mirrors the kernel function of the same name, statement by statement (``spec/kvm.md`` section 4).
+mirrors the kernel function of the same name, statement by statement (``docs/kernel.md``).
 The ``kvm_x86_ops`` hooks called from here (``sync_pir_to_irr``, ``hwapic_irr_update``,
 ``hwapic_isr_update``) are VMX's, in :mod:`software_model.vmx`.
 """

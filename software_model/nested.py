@@ -2,7 +2,7 @@
 
 Pinned to 8c23670f2b00 (``KernelVersion.PRE_PATCH``), 6e0b456547f4 (``POST_PATCH``) and
 ce5cdfb49813 (``NOV_2024``); the version is read where the source differs, and only there
-(``spec/kvm.md`` sections 3, 5). Functions follow the C control flow statement by statement;
+(``docs/kernel.md``). Functions follow the C control flow statement by statement;
 ``goto no_vmexit`` is written as a call of the code at the label.
 """
 
@@ -165,7 +165,7 @@ def vmx_check_nested_events(vcpu: Vcpu) -> int:
     ``-ENXIO`` (from the posted-interrupt completion: exit to userspace).
 
     Order: INIT, SIPI, exceptions above MTF, MTF, low-priority #DB traps, VMX-preemption timer,
-    SMI, NMI, external interrupts (``spec/kvm.md`` section 3.3). The interrupt branch differs by
+    SMI, NMI, external interrupts (``docs/kernel.md``). The interrupt branch differs by
     version: ``PRE_PATCH`` exits for any vector; ``POST_PATCH`` pends a nested posted interrupt
     when the vector is ``posted_intr_nv``; ``NOV_2024`` also blocks that branch only on
     re-injection.

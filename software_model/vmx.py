@@ -2,7 +2,7 @@
 
 The functions used at the pinned commits are identical in 8c23670f2b00, 6e0b456547f4 and
 ce5cdfb49813 except for the comment 6/7 adds to ``vmx_deliver_nested_posted_interrupt``
-(``spec/kvm.md`` sections 4.4, 4.6 and 5.3).
+(``docs/kernel.md``).
 """
 
 from . import cpu, lapic, nested
@@ -82,7 +82,7 @@ def vmx_sync_pir_to_irr(vcpu: Vcpu) -> int:
     """Move L1's posted interrupts (KVM's own PID, ``vmx->pi_desc``) into L1's IRR.
 
     With L2 running, a newly posted interrupt raises ``KVM_REQ_EVENT`` so that
-    ``vmx_check_nested_events()`` sees it (step 4 of ``spec/kvm.md`` section 9.2).
+    ``vmx_check_nested_events()`` sees it (step 4 of ``docs/kernel.md``).
     """
     if pi_test_on(vcpu.pi_desc):
         pi_clear_on(vcpu.pi_desc)

@@ -2,7 +2,7 @@
 ``kvm_check_and_inject_events``, ``kvm_check_nested_events``).
 
 The text read is kvm-x86/linux 042007c262e5 (2025); its control flow for these functions is the
-2024 one (``spec/kvm.md`` section 3.1, open point 1). Only the parts on the interrupt path are
+2024 one (``docs/kernel.md``open point 1). Only the parts on the interrupt path are
 modelled: requests other than ``KVM_REQ_EVENT`` / ``KVM_REQ_TRIPLE_FAULT``, SMM, exception and
 NMI injection into L1, and userspace exits other than the nested-PI ``-ENXIO`` are not.
 """

@@ -1,4 +1,4 @@
-"""pi-cosim model and pi-cosim replay: output, JSON shape, exit codes (DESIGN.md section 6)."""
+"""pi-cosim model and pi-cosim replay: output, JSON shape, exit codes (docs/cli.md)."""
 
 import json
 import subprocess
@@ -85,7 +85,7 @@ SEED_OUTCOME = {
 
 
 def test_replay_json_contract(capsys):
-    """The --json shape of DESIGN.md section 6, for all versions, from one simulation: the
+    """The --json shape of docs/cli.md, for all versions, from one simulation: the
     seed is known bug KB1 on pre-patch (still agree = false, exit 1), with the drain's lost
     interrupts."""
     assert main(["replay", SEED, "--sim", "amaranth", "--kvm", "all", "--json"]) == 1

@@ -1,4 +1,4 @@
-"""Each KVM version's result on each shipped directed scenario (spec/kvm.md section 9.2)."""
+"""Each KVM version's result on each shipped directed scenario (docs/kernel.md)."""
 
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""kvm-unit-tests replays (spec/kvm.md section 8): all 3568 vmx_posted_interrupts_test cases in
+"""kvm-unit-tests replays (docs/cli.md): all 3568 vmx_posted_interrupts_test cases in
 one `pi-cosim replay` invocation per backend, and the test_posted_intr VM-entry checks.
 
 Post-patch and nov-2024 KVM agree with the hardware on every case and every case meets the

@@ -1,5 +1,5 @@
 """rtl/ipi_virtualization.py IpiVirtualization under amaranth.sim with the Python memory model:
-clauses IPIV-1..9 and corner cases C11-C13 of spec/sdm.md, with exact values."""
+clauses IPIV-1..9 and corner cases C11-C13 of docs/clauses.toml, with exact values."""
 
 import pytest
 from amaranth.sim import Simulator

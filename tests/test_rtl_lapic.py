@@ -1,5 +1,5 @@
 """rtl/lapic.py LocalApic under amaranth.sim: clauses APIC-1..14 and corner cases C1, C3, C19,
-C23 of spec/sdm.md, with exact values. Each test names the clauses it checks."""
+C23 of docs/clauses.toml, with exact values. Each test names the clauses it checks."""
 
 import random
 

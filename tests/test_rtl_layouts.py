@@ -1,4 +1,4 @@
-"""rtl/layouts.py: sizes and offsets pinned against the spec tables (spec/sdm.md sections 2, 3)
+"""rtl/layouts.py: sizes and offsets pinned against the SDM tables (VMCS fields, descriptor)
 and against the software model's constants. Also guards the `from __future__` trap."""
 
 from amaranth.lib import data

@@ -1,5 +1,5 @@
 """rtl/posted_interrupt.py PostedInterruptUnit under amaranth.sim with the Python memory model
-(cosim/memory.py): clauses PI-6..PI-14 and corner cases C4, C5, C10, C14 of spec/sdm.md.
+(cosim/memory.py): clauses PI-6..PI-14 and corner cases C4, C5, C10, C14 of docs/clauses.toml.
 Concurrent posting is tested at every cycle offset against a memory that interleaves writes."""
 
 import random

@@ -1,5 +1,5 @@
 """rtl/virtual_interrupt.py VirtualInterrupt under amaranth.sim: clauses VID-1..12 and corner
-cases C7, C8, C15, C16, C24 of spec/sdm.md, with exact values."""
+cases C7, C8, C15, C16, C24 of docs/clauses.toml, with exact values."""
 
 from rtl.virtual_interrupt import VirtualInterrupt
 

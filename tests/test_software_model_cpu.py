@@ -1,5 +1,5 @@
 """cpu.py (what the processor does with the loaded VMCS), environment.py (the agents around
-KVM) and the remaining helpers, with exact values from spec/sdm.md and spec/kvm.md."""
+KVM) and the remaining helpers, with exact values from the SDM and the kernel source."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""software_model imports neither amaranth nor cocotb (DESIGN.md section 2)."""
+"""software_model imports neither amaranth nor cocotb (docs/architecture.md)."""
 
 import pkgutil
 import subprocess

@@ -1,4 +1,4 @@
-"""lapic.c, irq.c and the VMX APIC hooks (spec/kvm.md section 4), with exact values."""
+"""lapic.c, irq.c and the VMX APIC hooks (docs/kernel.md), with exact values."""
 
 from software_model import KernelVersion, environment, irq, lapic, vmx
 from software_model.constants import POSTED_INTR_VECTOR

@@ -1,5 +1,5 @@
 """vmx/nested.c: vmx_check_nested_events and the nested VM-Enter / VM-Exit paths
-(spec/kvm.md sections 3, 5, 8.2, 9.2), with exact values."""
+(docs/kernel.md), with exact values."""
 
 import pytest
 
@@ -32,7 +32,7 @@ def put_in_l1_irr(vcpu, *vectors):
         vcpu.apic.regs.irr |= 1 << v
 
 
-# --- the seed (spec/kvm.md section 9.2) ----------------------------------------------------------
+# --- the seed (docs/kernel.md) ----------------------------------------------------------
 
 
 def test_seed_pre_patch_exits_with_the_notification_vector():
@@ -153,7 +153,7 @@ def test_pending_event_is_retried_after_an_immediate_exit(version):
     assert vcpu.nested.nested_run_pending is False
 
 
-# --- priority order (spec/kvm.md section 3.3) ----------------------------------------------------
+# --- priority order (docs/kernel.md) ----------------------------------------------------
 
 
 PRIORITY = [
@@ -271,7 +271,7 @@ ACK = VM_EXIT_ACK_INTR_ON_EXIT
 
 
 def test_kut_test_posted_intr_control_table():
-    """kvm-unit-tests x86/vmx_tests.c test_posted_intr() steps 1-6 (spec/kvm.md 8.2)."""
+    """kvm-unit-tests x86/vmx_tests.c test_posted_intr() steps 1-6 (docs/kernel.md)."""
     assert check(pin_based_vm_exec_control=PIN_PI, secondary_vm_exec_control=0,
                  vm_exit_controls=0) != 0  # 1: PI=1, VID=0
     assert check(pin_based_vm_exec_control=PIN_PI, vm_exit_controls=0) != 0  # 2: VID=1, INTA=0
@@ -349,12 +349,12 @@ def test_posted_intr_nv_is_invalidated_without_pi_only_from_6_7(version):
     nested.nested_vmx_vmexit(vcpu, 1, 0, 0)
     vmcs12.pin_based_vm_exec_control = PIN_BASED_EXT_INTR_MASK
     environment.vm_entry(vcpu)
-    expected = 0xFFFF if version is NOV else NV  # stale NV edge of spec/kvm.md 5.8
+    expected = 0xFFFF if version is NOV else NV  # stale NV edge of docs/kernel.md
     assert vcpu.nested.posted_intr_nv == expected
 
 
 def test_stale_nv_with_pi_disabled_exits_to_userspace_before_6_7():
-    """spec/kvm.md 5.8: the sender path pends a nested PI with no descriptor mapped."""
+    """docs/kernel.md: the sender path pends a nested PI with no descriptor mapped."""
     vcpu = environment.new_vcpu(POST)
     vmcs12 = pi_vmcs12()
     environment.start_in_l1(vcpu, vmcs12)

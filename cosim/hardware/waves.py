@@ -1,4 +1,4 @@
-"""Waveform dumps and GTKWave save files (``DESIGN.md`` section 6).
+"""Waveform dumps and GTKWave save files (``docs/cli.md``).
 
 Each dump is named after the scenario, the backend and the memory seed
 (``seed-ipiv-icarus-seed0.fst``) and never overwrites another run's dump (``-2``, ``-3`` ...).

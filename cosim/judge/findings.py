@@ -1,7 +1,7 @@
 """What a difference between the hardware and KVM can be: a deviation or a known KVM bug.
 
 Every difference the scoreboard (``cosim.scoreboard``) finds is one of three things
-(``DESIGN.md`` section 7):
+(``docs/architecture.md``):
 
 - a **deviation** (:class:`Deviation`, IDs ``D*``): a documented KVM choice whose effect L1
   and L2 can never observe, or that KVM provably reconciles later. The drain

@@ -20,7 +20,7 @@ different at rest is a known bug hit earlier (its field, its vectors), or the de
 of a deviation hit earlier (checked by the deviation's residue predicate), or a divergence.
 
 A :class:`Verdict` is the result for one scenario and version; :meth:`Verdict.to_json` is the
-``pi-cosim replay --json`` document of ``DESIGN.md`` section 6.
+``pi-cosim replay --json`` document of ``docs/cli.md``.
 """
 
 from collections import Counter

@@ -1,5 +1,5 @@
 """The drain: after a scenario's last event, each side runs to quiescence as a real L1 and L2
-would, so that "KVM does it later" is checked rather than trusted (``DESIGN.md`` section 7).
+would, so that "KVM does it later" is checked rather than trusted (``docs/architecture.md``).
 
 The drain is a policy over one side's own outcomes, applied by both sides (the hardware
 testbench and the KVM model) with the same code: while L1 runs, L1 writes EOI for what is in

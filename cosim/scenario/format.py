@@ -1,4 +1,4 @@
-"""Scenario files: the user's input (``DESIGN.md`` section 5).
+"""Scenario files: the user's input (``docs/scenario-format.md``).
 
 A scenario is a TOML file with the initial architectural state and a list of events. This
 module loads and validates it into frozen dataclasses; each model's adapter translates those into
@@ -9,7 +9,7 @@ sets, 0, false; ``spurious_vector`` 0xff).
 """
 
 import tomllib
-from dataclasses import MISSING, Field, dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn, get_origin
 
@@ -197,7 +197,7 @@ class L2State:
 # --- events -----------------------------------------------------------------------------------
 
 
-#: The guest that runs (``DESIGN.md`` section 8): L1 in VMX root operation of its virtual CPU,
+#: The guest that runs (``docs/scenario-format.md``): L1 in VMX root operation of its virtual CPU,
 #: or L2 in non-root operation.
 L1, L2 = "l1", "l2"
 MODES = (L1, L2)
@@ -669,3 +669,80 @@ def _parse_expected_vmexit(c: _Checker, value: Any) -> VmExit | None:
         qualification=c.integer(value.get("qualification", 0), f"{key}.qualification", 0,
                                 (1 << 64) - 1),
     )
+
+
+# --- the reference (docs/scenario-format.md embeds it; a test keeps the two equal) -------------
+
+
+def _describe_key(spec: Key) -> str:
+    if spec.kind == "vectors":
+        return "set of vectors 0-255"
+    if spec.kind == "vector":
+        return f"vector {spec.low}-255"
+    if spec.kind == "int":
+        return f"integer {_fmt_bound(spec.low)}-{_fmt_bound(spec.high)}{spec.note}"
+    if spec.kind == "choice":
+        return "one of " + ", ".join(f'"{c}"' for c in spec.choices)
+    return "true or false"
+
+
+def _default(f: Field) -> str:
+    if f.default is MISSING:
+        return "required"
+    value = f.default
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, frozenset):
+        return "[]"
+    return hex(value) if isinstance(value, int) and value > 9 else str(value)
+
+
+def reference() -> str:
+    """The key tables of the format, as Markdown, from the dataclass fields."""
+    lines: list[str] = []
+    for table, cls in (("l1_apic", L1Apic), ("vmcs12", Vmcs12Controls), ("pid", PidState),
+                       ("l2", L2State)):
+        lines += [f"#### `[{table}]`", "", (cls.__doc__ or "").strip().split("\n")[0], "",
+                  "| key | value | default |", "|---|---|---|"]
+        lines += [f"| `{f.name}` | {_describe_key(f.metadata['key'])} | {_default(f)} |"
+                  for f in _keys(cls)]
+        lines.append("")
+    lines += ["#### `[[events]]`", "", "| kind | keys | while |", "|---|---|---|"]
+    for kind, event_cls in EVENT_KINDS.items():
+        keys = "; ".join(f"`{f.name}` ({_describe_key(f.metadata['key'])}, {_default(f)})"
+                         for f in _keys(event_cls)) or "-"
+        modes = " or ".join(m.upper() for m in event_cls.modes)
+        lines.append(f"| `{kind}` | {keys} | {modes} runs |")
+    lines += ["", "#### `[expect]`", "", "| key | value |", "|---|---|"]
+    for name in _expect_keys():
+        lines.append(f"| `{name}` | {_expect_value(name)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _expect_keys() -> list[str]:
+    return [f.name if not (isinstance(f.type, type) and is_dataclass(f.type))
+            else f"{f.name}.{g.name}"
+            for f in fields(Outcome)
+            for g in (fields(f.type) if isinstance(f.type, type) and is_dataclass(f.type)
+                      else [f])]
+
+
+def _expect_value(name: str) -> str:
+    special = {"vmexit": '"none" or { reason = N, intr_info = N, qualification = N }',
+               "vmentry_error": '"none" or a VM-instruction error number',
+               "mode": '"l1" or "l2"'}
+    if name in special:
+        return special[name]
+    group, key_name = name.split(".")
+    record = next(f.type for f in fields(Outcome) if f.name == group)
+    assert isinstance(record, type)
+    kind = next(g.type for g in fields(record) if g.name == key_name)
+    if get_origin(kind) is frozenset:
+        return "set of vectors"
+    if get_origin(kind) is tuple:
+        return "list of vectors, in order"
+    return "true or false" if kind is bool else "integer 0-255"
+
+
+if __name__ == "__main__":
+    print(reference(), end="")

@@ -1,4 +1,4 @@
-"""kvm-unit-tests replays (``spec/kvm.md`` section 8): scenario files generated from the tests.
+"""kvm-unit-tests replays (``docs/kernel.md``): scenario files generated from the tests.
 
 - :func:`posted_interrupts` -- ``vmx_posted_interrupts_test`` (x86/vmx_tests.c @ 1da1819e,
   line 11946): for every TPR class 0..15 and vector 33..255, L2 runs with vTPR = class << 4 and

@@ -1,4 +1,4 @@
-"""The outcome record compared after every event (``DESIGN.md`` sections 5 and 6).
+"""The outcome record compared after every event (``docs/scenario-format.md`` and ``docs/cli.md``).
 
 Both models report one :class:`Outcome` per event; :func:`differences` names the fields that
 differ with the dotted names of the JSON contract (``l2.virr``, ``vmexit.intr_info``).
