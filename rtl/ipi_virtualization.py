@@ -8,6 +8,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
+from .layouts import NOTIFY_INFO_OFFSET, NotifyInfo
 from .memory import MemOp, MemorySignature
 
 __all__ = ["IpiVirtualization", "IpivState"]
@@ -74,7 +75,10 @@ class IpiVirtualization(wiring.Component):
         m = Module()
         vector = Signal(8)
         pid_addr = Signal(64)
-        notify_old = Signal(64)
+        notify_old = Signal(NotifyInfo)  # NotifyInfo as read, for the compare-and-swap
+        notify_new = Signal(NotifyInfo)
+        read_notify = NotifyInfo(self.mem.rdata)  # the memory word, viewed through the layout
+        m.d.comb += [notify_new.eq(notify_old), notify_new.on.eq(1)]
         m.d.comb += [self.busy.eq(self.state != IpivState.IDLE),
                      self.exit_qualification.eq(APIC_WRITE_ICR_OFFSET)]
         m.d.sync += [self.apic_write_exit.eq(0), self.notify.eq(0), self.done.eq(0)]
@@ -108,36 +112,36 @@ class IpiVirtualization(wiring.Component):
             with m.Case(IpivState.POST_PIR):
                 m.d.comb += [
                     self.mem.valid.eq(1), self.mem.op.eq(MemOp.OR),
-                    self.mem.addr.eq(pid_addr + (vector[6:8] << 3)),
+                    self.mem.addr.eq(pid_addr + (vector[6:8] << 3)),  # PIR word V / 64
                     self.mem.data.eq(1 << vector[0:6]),
                 ]
                 with m.If(self.mem.ready):
                     m.d.sync += self.state.eq(IpivState.READ_NOTIFY)
             with m.Case(IpivState.READ_NOTIFY):
                 m.d.comb += [self.mem.valid.eq(1), self.mem.op.eq(MemOp.READ),
-                             self.mem.addr.eq(pid_addr + 32)]
+                             self.mem.addr.eq(pid_addr + NOTIFY_INFO_OFFSET)]
                 with m.If(self.mem.ready):
-                    m.d.sync += notify_old.eq(self.mem.rdata)
-                    with m.If(self.mem.rdata[0] | self.mem.rdata[1]):  # ON or SN: no change
+                    m.d.sync += notify_old.eq(read_notify)
+                    with m.If(read_notify.on | read_notify.sn):  # ON or SN: no change
                         finish(exit_=False)
                     with m.Else():
                         m.d.sync += self.state.eq(IpivState.WRITE_NOTIFY)
             with m.Case(IpivState.WRITE_NOTIFY):
                 m.d.comb += [
                     self.mem.valid.eq(1), self.mem.op.eq(MemOp.CMPXCHG),
-                    self.mem.addr.eq(pid_addr + 32), self.mem.compare.eq(notify_old),
-                    self.mem.data.eq(notify_old | 1),
+                    self.mem.addr.eq(pid_addr + NOTIFY_INFO_OFFSET),
+                    self.mem.compare.eq(notify_old), self.mem.data.eq(notify_new),
                 ]
                 with m.If(self.mem.ready):
-                    with m.If(self.mem.rdata == notify_old):
+                    with m.If(self.mem.rdata == notify_old.as_value()):
                         m.d.sync += self.state.eq(IpivState.SEND)
                     with m.Else():  # another agent changed NotifyInfo: redo the locked update
                         m.d.sync += self.state.eq(IpivState.READ_NOTIFY)
             with m.Case(IpivState.SEND):
                 m.d.sync += [
-                    self.notify.eq(1), self.notify_vector.eq(notify_old[16:24]),
-                    self.notify_dest.eq(Mux(self.x2apic, notify_old[32:64],
-                                            notify_old[40:48])),
+                    self.notify.eq(1), self.notify_vector.eq(notify_old.nv),
+                    self.notify_dest.eq(Mux(self.x2apic, notify_old.ndst,  # x2APIC: all of NDST
+                                            notify_old.ndst[8:16])),  # xAPIC: NDST[15:8]
                 ]
                 finish(exit_=False)
         return m

@@ -20,21 +20,41 @@ __all__ = [
     "ExitReason",
     "GuestIntrStatus",
     "InterruptionType",
+    "NOTIFY_INFO_OFFSET",
+    "NotifyInfo",
     "PIDescriptor",
+    "PIR_WORDS",
+    "WORD_BITS",
 ]
 
 
+class NotifyInfo(data.Struct):
+    """Bytes 32-39 of the posted-interrupt descriptor, the word the IPI-virtualization
+    pseudocode calls NotifyInfo (SDM 30.1.6) and step 3 of posted-interrupt processing clears
+    ON in (SDM 29.6): one 64-bit memory word."""
+
+    on: 1  # 0      outstanding notification
+    sn: 1  # 1      suppress notification
+    _rsvd0: 14  # 15:2
+    nv: 8  # 23:16  notification vector
+    _rsvd1: 8  # 31:24
+    ndst: 32  # 63:32  notification destination
+
+
 class PIDescriptor(data.Struct):
-    """Posted-interrupt descriptor, 64 bytes (SDM 29.6; PI-1)."""
+    """Posted-interrupt descriptor, 64 bytes (SDM 29.6; PI-1): PIR in bits 255:0 (memory
+    words 0-3), NotifyInfo in bits 319:256 (word 4)."""
 
     pir: 256  # 255:0   posted-interrupt requests, bit v = vector v
-    on: 1  # 256     outstanding notification
-    sn: 1  # 257     suppress notification
-    _rsvd0: 14  # 271:258
-    nv: 8  # 279:272 notification vector
-    _rsvd1: 8  # 287:280
-    ndst: 32  # 319:288 notification destination
-    _rsvd2: 192  # 511:320
+    notify: NotifyInfo  # 319:256
+    _rsvd: 192  # 511:320
+
+
+#: Byte offset of NotifyInfo in the descriptor, and the memory word width (the memory port
+#: moves 64-bit words: PIR is words 0-3).
+NOTIFY_INFO_OFFSET = data.Layout.cast(PIDescriptor)["notify"].offset // 8
+WORD_BITS = data.Layout.cast(NotifyInfo).size
+PIR_WORDS = data.Layout.cast(PIDescriptor)["pir"].width // WORD_BITS
 
 
 class GuestIntrStatus(data.Struct):

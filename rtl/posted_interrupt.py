@@ -1,21 +1,23 @@
-"""Posted-interrupt processing, steps 3-7 (SDM 29.6; clauses PI-6..PI-14 of ``docs/clauses.toml``
-section 9.3). Steps 1-2 (acknowledge, compare with NV) are the caller's: the VM-exit logic
+"""Posted-interrupt processing, steps 3-7 (SDM 29.6; clauses PI-6..PI-14 of
+``docs/clauses.toml``). Steps 1-2 (acknowledge, compare with NV) are the caller's: the VM-exit logic
 starts this unit only on a match.
 
 Never enable postponed evaluation of annotations (PEP 563) here: it breaks ``Component`` ports.
 """
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import enum, wiring
+from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
 from .lapic import highest_set_bit
+from .layouts import NOTIFY_INFO_OFFSET, PIR_WORDS, WORD_BITS, NotifyInfo
 from .memory import MemOp, MemorySignature
 
 __all__ = ["PiState", "PostedInterruptUnit"]
 
-PIR_CHUNKS = 4  # PIR is harvested as four 64-bit words (PI-10: any chunk width is allowed)
-NOTIFY_INFO_OFFSET = 32  # bytes 32-39: ON (bit 0), SN (bit 1), NV (16-23), NDST (32-63)
+PIR_CHUNKS = PIR_WORDS  # PIR is harvested word by word (PI-10: any chunk width is allowed)
+#: Step 3's mask: every NotifyInfo bit but ON (a locked AND clears ON and keeps the rest, PI-6)
+CLEAR_ON_MASK = ~data.Layout.cast(NotifyInfo).const({"on": 1}).as_bits() & ((1 << WORD_BITS) - 1)
 
 
 class PiState(enum.Enum, shape=3):
@@ -89,7 +91,8 @@ class PostedInterruptUnit(wiring.Component):
             with m.Case(PiState.CLEAR_ON):
                 m.d.comb += [
                     self.mem.valid.eq(1), self.mem.op.eq(MemOp.AND),
-                    self.mem.addr.eq(addr + NOTIFY_INFO_OFFSET), self.mem.data.eq(~1),
+                    self.mem.addr.eq(addr + NOTIFY_INFO_OFFSET),
+                    self.mem.data.eq(CLEAR_ON_MASK),
                 ]
                 with m.If(self.mem.ready):
                     m.d.sync += self.state.eq(PiState.EOI)
@@ -99,12 +102,12 @@ class PostedInterruptUnit(wiring.Component):
             with m.Case(PiState.HARVEST):
                 m.d.comb += [
                     self.mem.valid.eq(1), self.mem.op.eq(MemOp.SWAP),
-                    self.mem.addr.eq(addr + chunk * 8), self.mem.data.eq(0),
+                    self.mem.addr.eq(addr + chunk * (WORD_BITS // 8)), self.mem.data.eq(0),
                 ]
                 with m.If(self.mem.ready):
                     bits = Signal(256)
                     m.d.comb += [
-                        bits.eq(self.mem.rdata << (chunk * 64)),
+                        bits.eq(self.mem.rdata << (chunk * WORD_BITS)),
                         self.merge.eq(1), self.merge_bits.eq(bits),
                     ]
                     m.d.sync += [self.harvested.eq(self.harvested | bits), chunk.eq(chunk + 1)]

@@ -5,7 +5,7 @@ checks (SDM 25.2, 26.2.1.1, 27.2.2, 29.6; clauses EXT-1..6, PI-2..5, PI-16).
 Never enable postponed evaluation of annotations (PEP 563) here: it breaks ``Component`` ports.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
@@ -220,6 +220,11 @@ class InterruptPath(wiring.Component):
 
         # --- the decision (steps 1-2) ---------------------------------------------------------
         vector = lapic.inta.vector
+        # EXT-3: the interruption information of an acknowledged external interrupt
+        acked_info = Signal(ExitIntrInfo)
+        m.d.comb += [acked_info.vector.eq(vector),
+                     acked_info.type.eq(InterruptionType.EXTERNAL_INTERRUPT),
+                     acked_info.valid.eq(1)]
         nv_match = Signal()
         m.d.comb += nv_match.eq(ppi & (vector == self.posted_intr_nv[0:8]))
         take = Signal()  # VID-12: a deliverable virtual interrupt goes first
@@ -280,9 +285,7 @@ class InterruptPath(wiring.Component):
                                                  Decision.POSTED_INTERRUPT, vapic),
                                 ]
                             with m.Else():  # EXT-3, PI-4
-                                vm_exit(Cat(vector,
-                                            Const(InterruptionType.EXTERNAL_INTERRUPT.value, 3),
-                                            Const(0, 20), Const(1, 1)))
+                                vm_exit(acked_info)
                                 m.d.sync += [self.decision_valid.eq(1),
                                              self._record(self.decision, vector, Decision.VM_EXIT,
                                                           vapic)]

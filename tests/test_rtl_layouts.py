@@ -5,13 +5,17 @@ from amaranth.lib import data
 
 from rtl.layouts import (
     EXIT_CONTROLS,
+    NOTIFY_INFO_OFFSET,
     PIN_BASED_CONTROLS,
+    PIR_WORDS,
     PROC_BASED_CONTROLS,
     SECONDARY_CONTROLS,
+    WORD_BITS,
     ExitIntrInfo,
     ExitReason,
     GuestIntrStatus,
     InterruptionType,
+    NotifyInfo,
     PIDescriptor,
 )
 from software_model import constants as kvm
@@ -25,14 +29,14 @@ def test_pi_descriptor_matches_pi_1():
     assert data.Layout.cast(PIDescriptor).size == 512
     o = offsets(PIDescriptor)
     assert o["pir"] == (0, 256)
-    assert o["on"] == (256, 1)
-    assert o["sn"] == (257, 1)
-    assert o["nv"] == (272, 8)
-    assert o["ndst"] == (288, 32)
+    assert o["notify"] == (256, 64)
+    n = offsets(NotifyInfo)
+    assert (n["on"], n["sn"], n["nv"], n["ndst"]) == ((0, 1), (1, 1), (16, 8), (32, 32))
+    assert (NOTIFY_INFO_OFFSET, WORD_BITS, PIR_WORDS) == (32, 64, 4)
 
 
 def test_pi_descriptor_const_round_trip():
-    c = PIDescriptor.const({"pir": 1 << 0x41, "on": 1, "nv": 0xF2, "ndst": 3})
+    c = PIDescriptor.const({"pir": 1 << 0x41, "notify": {"on": 1, "nv": 0xF2, "ndst": 3}})
     bits = c.as_bits()
     assert bits == 1 << 0x41 | 1 << 256 | 0xF2 << 272 | 3 << 288
     assert PIDescriptor.from_bits(bits) == c

@@ -8,11 +8,18 @@ operations through the same methods, at any cycle.
 
 from collections.abc import Callable
 
+from amaranth.lib import data
+
+from rtl.layouts import NOTIFY_INFO_OFFSET, WORD_BITS, NotifyInfo, PIDescriptor
 from rtl.memory import MemOp
 
 __all__ = ["MemoryResponder", "WordMemory"]
 
-MASK = (1 << 64) - 1
+MASK = (1 << WORD_BITS) - 1
+WORD_BYTES = WORD_BITS // 8
+DESCRIPTOR = data.Layout.cast(PIDescriptor)
+DESCRIPTOR_WORDS = DESCRIPTOR.size // WORD_BITS
+SET_ON = data.Layout.cast(NotifyInfo).const({"on": 1}).as_bits()
 
 
 class WordMemory:
@@ -46,25 +53,29 @@ class WordMemory:
         self.log.append((op.name, addr, old, new & MASK))
         return old
 
-    # descriptor helpers (PI-1 layout: PIR in words 0-3, NotifyInfo in word 4)
+    # the descriptor, built and read through rtl.layouts.PIDescriptor (PI-1)
     def store_descriptor(self, addr: int, pir: int, on: bool, sn: bool, nv: int, ndst: int):
-        for i in range(4):
-            self.words[addr + 8 * i] = (pir >> (64 * i)) & MASK
-        self.words[addr + 32] = int(on) | int(sn) << 1 | nv << 16 | ndst << 32
+        bits = DESCRIPTOR.const({"pir": pir, "notify": {"on": on, "sn": sn, "nv": nv,
+                                                        "ndst": ndst}}).as_bits()
+        for i in range(DESCRIPTOR_WORDS):
+            self.words[addr + WORD_BYTES * i] = bits >> (WORD_BITS * i) & MASK
 
     def post_pir(self, addr: int, vector: int) -> None:
         """Another agent's first posting step: PIR[vector] := 1 by a locked OR (SDM 29.6)."""
-        self.perform(MemOp.OR, addr + 8 * (vector // 64), 1 << vector % 64)
+        self.perform(MemOp.OR, addr + WORD_BYTES * (vector // WORD_BITS), 1 << vector % WORD_BITS)
 
     def post_on(self, addr: int) -> None:
         """Another agent's second posting step: ON := 1 by a locked OR."""
-        self.perform(MemOp.OR, addr + 32, 1)
+        self.perform(MemOp.OR, addr + NOTIFY_INFO_OFFSET, SET_ON)
 
     def load_descriptor(self, addr: int) -> dict:
-        pir = sum(self.read(addr + 8 * i) << (64 * i) for i in range(4))
-        notify = self.read(addr + 32)
-        return {"pir": pir, "on": bool(notify & 1), "sn": bool(notify >> 1 & 1),
-                "nv": notify >> 16 & 0xFF, "ndst": notify >> 32}
+        """The descriptor's fields: ``pir``, ``on``, ``sn``, ``nv``, ``ndst``."""
+        bits = sum(self.read(addr + WORD_BYTES * i) << (WORD_BITS * i)
+                   for i in range(DESCRIPTOR_WORDS))
+        desc = DESCRIPTOR.from_bits(bits)
+        notify = desc.notify
+        return {"pir": desc.pir, "on": bool(notify.on), "sn": bool(notify.sn), "nv": notify.nv,
+                "ndst": notify.ndst}
 
 
 class MemoryResponder:

@@ -22,6 +22,8 @@ import random
 from dataclasses import dataclass
 from typing import assert_never
 
+from amaranth.lib import data
+
 from cosim.hardware.bench import Bench
 from cosim.hardware.memory import MemoryResponder, WordMemory
 from cosim.scenario.drain import MAX_DRAIN_STEPS, Impossible, SideRun, next_drain_event, settled
@@ -48,6 +50,7 @@ from cosim.scenario.outcome import (
     bitmap,
     vectors,
 )
+from rtl.layouts import GuestIntrStatus
 from rtl.top import PathState
 
 __all__ = ["MAX_WAIT_STATES", "SETTLE_CYCLES", "ConcurrentPost", "Delivery", "EntryFailure",
@@ -62,6 +65,7 @@ MAX_CYCLES_PER_EVENT = 2000
 #: With a non-zero seed, every memory request waits 0..MAX_WAIT_STATES cycles.
 MAX_WAIT_STATES = 3
 
+GUEST_INTR_STATUS = data.Layout.cast(GuestIntrStatus)
 PATH_STATE_POSTED = PathState.POSTED.value
 PATH_STATE_ROOT = PathState.ROOT.value
 
@@ -178,7 +182,7 @@ class PathMonitor:
         delivered = tuple(t.vector for t in self.transactions if isinstance(t, Delivery))
         eois = tuple(t.vector for t in self.transactions if isinstance(t, EoiMessage))
         desc = memory.load_descriptor(addr)
-        status = b.get("status")
+        status = GUEST_INTR_STATUS.from_bits(b.get("status"))
         return Outcome(
             vmexit=exits[-1] if exits else None,
             vmentry_error=errors[-1] if errors else None,
@@ -187,7 +191,7 @@ class PathMonitor:
                                   ppr=b.get("ppr"), eoi_messages=eois),
             pid=PidOutcome(pir=vectors(desc["pir"]), on=desc["on"], sn=desc["sn"]),
             l2=L2Outcome(virr=vectors(b.get("virr")), visr=vectors(b.get("visr")),
-                         rvi=status & 0xFF, svi=status >> 8, vppr=b.get("vppr"),
+                         rvi=status.rvi, svi=status.svi, vppr=b.get("vppr"),
                          delivered=delivered),
         )
 
@@ -253,7 +257,8 @@ class PathDriver:
         b.set("load_virr", bitmap(s.l2.virr))
         b.set("load_visr", bitmap(s.l2.visr))
         b.set("load_vtpr", s.l2.vtpr)
-        b.set("load_status", s.l2.svi << 8 | s.l2.rvi)
+        b.set("load_status", GUEST_INTR_STATUS.const({"rvi": s.l2.rvi,
+                                                       "svi": s.l2.svi}).as_bits())
         b.set("load_non_root", 0)
         b.set("load", 1)
         await self.cycle()
