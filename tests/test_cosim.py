@@ -163,3 +163,40 @@ def test_concurrent_posts_lose_no_bit(sim):
             harvested += 1
         assert 0x41 in l2.virr | l2.visr | set(l2.delivered)  # the seed's own post
     assert harvested and left  # both sides of the race were reached
+
+
+def test_verbose_logs_the_transactions_with_their_cycles(capsys):
+    """-v: the driver's events, the memory operations and the monitor's transactions, each
+    with its cycle, on standard error; nothing there without it."""
+    from cosim.cli import main
+
+    seed = str(Path(__file__).parent.parent / "scenarios" / "seed-ipiv.toml")
+    assert main(["replay", seed, "--sim", "amaranth"]) == 0
+    assert capsys.readouterr().err == ""
+    try:
+        assert main(["replay", seed, "--sim", "amaranth", "-v"]) == 0
+    finally:
+        import logging
+
+        logger = logging.getLogger("cosim")
+        logger.handlers.clear()
+        logger.setLevel(logging.NOTSET)
+    err = capsys.readouterr().err.splitlines()
+    assert ("cosim.hardware.testbench: driver: cycle 14: InterruptEvent(vector=255, "
+            "route='ipiv', in_l0=False)") in err
+    assert "cosim.hardware.memory: memory: cycle 16: AND 0x10020 -> old 0xff0001" in err
+    assert "cosim.hardware.testbench: monitor: Delivery(cycle=24, vector=65)" in err
+
+
+def test_a_hang_reports_the_last_transactions_and_the_state(monkeypatch):
+    """Memory that (almost) never answers: the event does not settle, and the error names
+    the cycle, the last transactions and the path's state."""
+    import cosim.hardware.testbench as testbench
+
+    monkeypatch.setattr(testbench, "MAX_WAIT_STATES", 10**6)
+    scenario = load_scenario(Path(__file__).parent.parent / "scenarios" / "seed-ipiv.toml")
+    with pytest.raises(testbench.HardwareHang) as info:
+        simulate([Job(scenario, seed=1)], "amaranth")
+    message = str(info.value)
+    assert message.startswith("the hardware model did not settle within 2000 cycles (cycle ")
+    assert "last transactions: none; state=POSTED mem__valid=1" in message

@@ -14,6 +14,7 @@ install it; a simulation that fails raises :class:`SimulationFailed` with the lo
 import functools
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -27,6 +28,8 @@ from cosim.scenario.outcome import Outcome
 
 __all__ = ["SIMS", "HardwareRun", "SimulationFailed", "SimulatorUnavailable", "build_root",
            "simulate"]
+
+logger = logging.getLogger(__name__)
 
 SIMS = ("amaranth", "icarus", "verilator")
 TOPLEVEL = "pi_cosim_top"
@@ -273,8 +276,11 @@ def _run_cocotb(jobs, sim: str, dump: Path | None) -> list[SideRun]:
         test_dir = Path(tmp)
         spec = test_dir / "jobs.json"
         out = test_dir / "outcomes.json"
+        records = test_dir / "testbench.log"
         spec.write_text(json.dumps({"jobs": [job.to_json() for job in jobs],
-                                    "out": str(out), "period_ns": CLOCK_PERIOD_NS}))
+                                    "out": str(out), "period_ns": CLOCK_PERIOD_NS,
+                                    "log_level": logging.getLogger("cosim").getEffectiveLevel(),
+                                    "log": str(records)}))
         log = test_dir / "sim.log"
         plusargs, test_args = [], []
         if dump is not None and sim == "icarus":
@@ -294,6 +300,9 @@ def _run_cocotb(jobs, sim: str, dump: Path | None) -> list[SideRun]:
         if tests != 1 or failed or not out.exists():
             raise SimulationFailed(_failure(sim, log, f"{failed} of {tests} cocotb tests "
                                                       "failed"))
+        if records.exists():  # the testbench's log records, re-emitted in this process
+            for line in records.read_text().splitlines():
+                logger.debug("%s: %s", sim, line)
         data = json.loads(out.read_text())
     return [SideRun.from_json(side) for side in data]
 

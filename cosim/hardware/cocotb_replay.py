@@ -8,6 +8,7 @@ falling edge, when the state after the rising edge is stable.
 """
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -49,6 +50,14 @@ async def replay(dut):
     """Every job of the run, one after the other, in this simulation."""
     spec = json.loads(Path(os.environ["PI_COSIM_JOBS"]).read_text())
     jobs = [Job.from_json(j) for j in spec["jobs"]]
+    # the parent's log level for the testbench's loggers; their records go to a file the
+    # parent re-emits (cocotb's own handler writes to the simulator log)
+    logger = logging.getLogger("cosim")
+    logger.setLevel(spec["log_level"])
+    if spec["log_level"] <= logging.DEBUG:
+        handler = logging.FileHandler(spec["log"])
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        logger.addHandler(handler)
     Clock(dut.clk, spec["period_ns"], unit="ns").start(start_high=False)
     # into the falling-edge phase after a real rising edge (the X -> 0 at time 0 can count as
     # a falling edge)

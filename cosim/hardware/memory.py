@@ -6,6 +6,7 @@ operations through the same methods, at any cycle.
 :class:`~cosim.bench.Bench`, so the same responder runs under amaranth.sim and cocotb.
 """
 
+import logging
 from collections.abc import Callable
 
 from amaranth.lib import data
@@ -14,6 +15,8 @@ from rtl.layouts import NOTIFY_INFO_OFFSET, WORD_BITS, NotifyInfo, PIDescriptor
 from rtl.memory import MemOp
 
 __all__ = ["MemoryResponder", "WordMemory"]
+
+log = logging.getLogger(__name__)
 
 MASK = (1 << WORD_BITS) - 1
 WORD_BYTES = WORD_BITS // 8
@@ -129,6 +132,7 @@ class MemoryResponder:
         op, addr = MemOp(bench.get(self._op)), bench.get(self._addr)
         old = self.memory.perform(op, addr, bench.get(self._data), bench.get(self._compare))
         self.served.append((self.cycle - 1, op, addr))
+        log.debug("memory: cycle %d: %s %#x -> old %#x", self.cycle - 1, op.name, addr, old)
         bench.set(self._ready, 1)
         bench.set(self._rdata, old)
         return True

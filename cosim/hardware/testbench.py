@@ -18,6 +18,7 @@ local APIC; the route only matters to KVM. Between scenarios the design is reset
 and preloaded, so any number of scenarios share one simulation.
 """
 
+import logging
 import random
 from dataclasses import dataclass
 from typing import assert_never
@@ -54,7 +55,8 @@ from rtl.layouts import GuestIntrStatus
 from rtl.top import PathState
 
 __all__ = ["MAX_WAIT_STATES", "SETTLE_CYCLES", "ConcurrentPost", "Delivery", "EntryFailure",
-           "EoiMessage", "Job", "PathDriver", "PathMonitor", "run_job", "run_jobs"]
+           "EoiMessage", "Exit", "HardwareHang", "Job", "PathDriver", "PathMonitor",
+           "Transaction", "run_job", "run_jobs"]
 
 #: Idle cycles after which the path counts as quiescent. Posted-interrupt processing is
 #: "active" for its whole run (however long the memory takes), and every other internal
@@ -65,6 +67,8 @@ MAX_CYCLES_PER_EVENT = 2000
 #: With a non-zero seed, every memory request waits 0..MAX_WAIT_STATES cycles.
 MAX_WAIT_STATES = 3
 
+log = logging.getLogger(__name__)
+
 GUEST_INTR_STATUS = data.Layout.cast(GuestIntrStatus)
 PATH_STATE_POSTED = PathState.POSTED.value
 PATH_STATE_ROOT = PathState.ROOT.value
@@ -74,9 +78,19 @@ PATH_STATE_ROOT = PathState.ROOT.value
 
 
 @dataclass(frozen=True)
+class Exit:
+    """A VM exit to L1 at ``cycle`` (cycles since the job's reset)."""
+
+    cycle: int
+    reason: int
+    intr_info: int
+
+
+@dataclass(frozen=True)
 class EntryFailure:
     """A failed VM entry (VMfailValid) with its VM-instruction error."""
 
+    cycle: int
     error: int
 
 
@@ -84,6 +98,7 @@ class EntryFailure:
 class Delivery:
     """A vector delivered through L2's IDT (virtual-interrupt delivery or EXT-1)."""
 
+    cycle: int
     vector: int
 
 
@@ -92,7 +107,16 @@ class EoiMessage:
     """L1's local APIC sends an EOI message to the I/O APICs (a level-triggered vector's EOI,
     SDM 10.8.5): an L1 EOI, or step 4 of posted-interrupt processing."""
 
+    cycle: int
     vector: int
+
+
+Transaction = Exit | EntryFailure | Delivery | EoiMessage
+
+
+class HardwareHang(RuntimeError):
+    """The hardware model did not come to rest: the message holds the last transactions and
+    the state of the path."""
 
 
 @dataclass(frozen=True)
@@ -141,32 +165,45 @@ def desc_addr(scenario: Scenario) -> int:
 class PathMonitor:
     """Observes the top level: collects strobe transactions every cycle and samples the state.
 
-    ``transactions`` holds every :class:`~cosim.outcome.VmExit`, :class:`EntryFailure`,
-    :class:`Delivery` and :class:`EoiMessage` in order.
+    ``transactions`` holds every :class:`Exit`, :class:`EntryFailure`, :class:`Delivery` and
+    :class:`EoiMessage` in order, each with its cycle; each is also logged (``logging``,
+    logger ``cosim.hardware.testbench``, level DEBUG).
     """
 
     def __init__(self, bench: Bench):
         self.bench = bench
-        self.transactions: list[VmExit | EntryFailure | Delivery | EoiMessage] = []
+        self.cycle = 0
+        self.transactions: list[Transaction] = []
+
+    def _add(self, transaction: Transaction) -> None:
+        self.transactions.append(transaction)
+        log.debug("monitor: %s", transaction)
 
     def sample(self) -> bool:
         """Collect this cycle's strobes; returns whether the path is active."""
         b = self.bench
+        self.cycle += 1
         active = False
         if b.get("vmexit"):
-            self.transactions.append(VmExit(reason=b.get("exit_reason"),
-                                            intr_info=b.get("exit_intr_info")))
+            self._add(Exit(self.cycle, b.get("exit_reason"), b.get("exit_intr_info")))
             active = True
         if b.get("entry_failed"):
-            self.transactions.append(EntryFailure(b.get("entry_error")))
+            self._add(EntryFailure(self.cycle, b.get("entry_error")))
             active = True
         if b.get("delivered"):
-            self.transactions.append(Delivery(b.get("delivered_vector")))
+            self._add(Delivery(self.cycle, b.get("delivered_vector")))
             active = True
         if b.get("eoi_message"):
-            self.transactions.append(EoiMessage(b.get("eoi_message_vector")))
+            self._add(EoiMessage(self.cycle, b.get("eoi_message_vector")))
             active = True
         return active or b.get("state") == PATH_STATE_POSTED
+
+    def state(self) -> str:
+        """The path's state for a hang report: its mode and the ports that show progress."""
+        b = self.bench
+        return (f"state={PathState(b.get('state')).name} mem__valid={b.get('mem__valid')} "
+                f"mem__op={b.get('mem__op')} mem__addr={b.get('mem__addr'):#x} "
+                f"irr={b.get('irr'):#x} isr={b.get('isr'):#x} virr={b.get('virr'):#x}")
 
     @property
     def mode(self) -> str:
@@ -177,7 +214,8 @@ class PathMonitor:
         """The outcome record: the strobes since transaction ``since`` and the state now."""
         b = self.bench
         new = self.transactions[since:]
-        exits = [t for t in new if isinstance(t, VmExit)]
+        exits = [VmExit(reason=t.reason, intr_info=t.intr_info) for t in new
+                 if isinstance(t, Exit)]
         errors = [t.error for t in new if isinstance(t, EntryFailure)]
         delivered = tuple(t.vector for t in self.transactions if isinstance(t, Delivery))
         eois = tuple(t.vector for t in self.transactions if isinstance(t, EoiMessage))
@@ -219,14 +257,18 @@ class PathDriver:
         return self.monitor.sample()
 
     async def settle(self) -> None:
-        """Run until nothing happened for ``SETTLE_CYCLES`` cycles."""
+        """Run until nothing happened for ``SETTLE_CYCLES`` cycles; a hang raises
+        :class:`HardwareHang` with the last transactions and the state."""
         idle = 0
         for _ in range(MAX_CYCLES_PER_EVENT):
             idle = 0 if await self.cycle() else idle + 1
             if idle >= SETTLE_CYCLES:
                 return
-        raise RuntimeError(f"the hardware model did not settle within {MAX_CYCLES_PER_EVENT} "
-                           "cycles")
+        last = self.monitor.transactions[-8:]
+        raise HardwareHang(
+            f"the hardware model did not settle within {MAX_CYCLES_PER_EVENT} cycles (cycle "
+            f"{self.monitor.cycle}); last transactions: "
+            + (", ".join(map(str, last)) or "none") + f"; {self.monitor.state()}")
 
     async def strobe(self, port: str, **values: int) -> None:
         for name, value in values.items():
@@ -269,6 +311,7 @@ class PathDriver:
 
     async def apply(self, event: Event, memory: WordMemory, addr: int) -> None:
         """Apply one event, then run until the path is quiescent."""
+        log.debug("driver: cycle %d: %s", self.monitor.cycle, event)
         match event:
             case InterruptEvent():  # every route (and in_l0, a KVM-side notion) arrives alike
                 await self.strobe("accept__valid", accept__vector=event.vector, accept__level=0)
