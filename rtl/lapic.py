@@ -8,6 +8,9 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .layouts import LapicPreload
+from .signatures import RegisterWriteSignature, VectorStrobeSignature
+
 __all__ = ["AcceptSignature", "InterruptAckSignature", "LocalApic", "highest_set_bit"]
 
 
@@ -85,11 +88,11 @@ class LocalApic(wiring.Component):
     eoi : ``In(1)``
         EOI write strobe (APIC-11, APIC-12): clears ``hsb(ISR)``; for a level-triggered vector,
         ``eoi_message`` pulses for one cycle after the edge with that vector.
-    tpr_write : ``In(1)``, ``tpr_value`` : ``In(8)``
-        TPR write strobe and value (APIC-7, APIC-13).
+    tpr_write : ``In(RegisterWriteSignature())``
+        TPR write (APIC-7, APIC-13).
     spurious_vector : ``In(8)``
         SVR[7:0], the vector an INTA returns when nothing is deliverable.
-    load : ``In(1)``, ``load_irr``/``load_isr``/``load_tmr`` : ``In(256)``, ``load_tpr`` : ``In(8)``
+    load : ``In(1)``; preload : ``In(LapicPreload)``
         State preload for test benches (initial scenario state); wins over every other input.
     intr : ``Out(1)``
         APIC-8: IRR != 0 and hsb(IRR)[7:4] > PPR[7:4].
@@ -99,21 +102,17 @@ class LocalApic(wiring.Component):
         TPR register; PPR per SDM 10.8.3.1 (combinational from TPR and ISR).
     esr : ``Out(8)``
         Error status; bit 6 = receive illegal vector.
-    eoi_message : ``Out(1)``, ``eoi_message_vector`` : ``Out(8)``
+    eoi_message : ``Out(VectorStrobeSignature())``
         The EOI message to the I/O APICs for a level-triggered vector.
     """
 
     accept: In(AcceptSignature())
     inta: In(InterruptAckSignature())
     eoi: In(1)
-    tpr_write: In(1)
-    tpr_value: In(8)
+    tpr_write: In(RegisterWriteSignature())
     spurious_vector: In(8, init=0xFF)
     load: In(1)
-    load_irr: In(256)
-    load_isr: In(256)
-    load_tmr: In(256)
-    load_tpr: In(8)
+    preload: In(LapicPreload)
 
     intr: Out(1)
     irr: Out(256)
@@ -122,8 +121,7 @@ class LocalApic(wiring.Component):
     tpr: Out(8)
     ppr: Out(8)
     esr: Out(8)
-    eoi_message: Out(1)
-    eoi_message_vector: Out(8)
+    eoi_message: Out(VectorStrobeSignature())
 
     def elaborate(self, platform):
         m = Module()
@@ -160,13 +158,13 @@ class LocalApic(wiring.Component):
             with m.Else():
                 m.d.comb += tmr_next.eq(self.tmr & ~accepted)
 
-        m.d.sync += self.eoi_message.eq(0)
+        m.d.sync += self.eoi_message.valid.eq(0)
         with m.If(self.load):
             m.d.sync += [
-                self.irr.eq(self.load_irr),
-                self.isr.eq(self.load_isr),
-                self.tmr.eq(self.load_tmr),
-                self.tpr.eq(self.load_tpr),
+                self.irr.eq(self.preload.irr),
+                self.isr.eq(self.preload.isr),
+                self.tmr.eq(self.preload.tmr),
+                self.tpr.eq(self.preload.tpr),
                 self.esr.eq(0),
             ]
         with m.Else():
@@ -177,9 +175,9 @@ class LocalApic(wiring.Component):
             ]
             with m.If(self.accept.valid & ~legal):
                 m.d.sync += self.esr[6].eq(1)  # receive illegal vector
-            with m.If(self.tpr_write):
-                m.d.sync += self.tpr.eq(self.tpr_value)
+            with m.If(self.tpr_write.valid):
+                m.d.sync += self.tpr.eq(self.tpr_write.value)
             with m.If(self.eoi & isr_any & self.tmr.bit_select(isr_v, 1)):
-                m.d.sync += [self.eoi_message.eq(1), self.eoi_message_vector.eq(isr_v)]
+                m.d.sync += [self.eoi_message.valid.eq(1), self.eoi_message.vector.eq(isr_v)]
 
         return m

@@ -20,10 +20,13 @@ __all__ = [
     "ExitReason",
     "GuestIntrStatus",
     "InterruptionType",
+    "LapicPreload",
     "NOTIFY_INFO_OFFSET",
     "NotifyInfo",
     "PIDescriptor",
     "PIR_WORDS",
+    "Preload",
+    "VapicPreload",
     "WORD_BITS",
 ]
 
@@ -62,6 +65,33 @@ class GuestIntrStatus(data.Struct):
 
     rvi: 8  # requesting virtual interrupt
     svi: 8  # servicing virtual interrupt
+
+
+class LapicPreload(data.Struct):
+    """The local APIC state a test bench loads (a scenario's initial ``[l1_apic]``)."""
+
+    irr: 256
+    isr: 256
+    tmr: 256
+    tpr: 8
+
+
+class VapicPreload(data.Struct):
+    """The virtual-APIC state a test bench loads (a scenario's initial ``[l2]``): the page's
+    VIRR, VISR and VTPR, and the guest interrupt status."""
+
+    virr: 256
+    visr: 256
+    vtpr: 8
+    status: GuestIntrStatus
+
+
+class Preload(data.Struct):
+    """Everything the top level loads at once: both APICs, and whether L2 runs."""
+
+    lapic: LapicPreload
+    vapic: VapicPreload
+    non_root: 1
 
 
 class InterruptionType(enum.Enum, shape=3):

@@ -12,6 +12,7 @@ from amaranth.lib.wiring import In, Out
 from .lapic import highest_set_bit
 from .layouts import NOTIFY_INFO_OFFSET, PIR_WORDS, WORD_BITS, NotifyInfo
 from .memory import MemOp, MemorySignature
+from .signatures import MergeSignature
 
 __all__ = ["PiState", "PostedInterruptUnit"]
 
@@ -38,10 +39,10 @@ class PostedInterruptUnit(wiring.Component):
     one ``AND`` of NotifyInfo with ``~1`` (ON := 0, the other 63 bits untouched, PI-6); one
     ``eoi`` strobe (step 4, PI-7); one ``SWAP`` with 0 per PIR word (read-and-clear, PI-8..10),
     each harvested word merged into VIRR the same cycle through ``merge``; then one ``merge``
-    cycle with ``merge_rvi`` = (S != 0), ``merge_rvi_vector`` = hsb(S) and ``evaluate`` = 1
-    (steps 6, 7; PI-11, PI-12). ``done`` pulses for one cycle after that. Only PIR words and ON
-    are written (PI-13); SN, NV and NDST are never read or acted on (PI-14). With zero-wait
-    memory a run takes 7 cycles from ``start`` to ``done``.
+    cycle with ``merge.rvi_valid`` = (S != 0), ``merge.rvi_vector`` = hsb(S) and
+    ``merge.evaluate`` = 1 (steps 6, 7; PI-11, PI-12). ``done`` pulses for one cycle after
+    that. Only PIR words and ON are written (PI-13); SN, NV and NDST are never read or acted
+    on (PI-14). With zero-wait memory a run takes 7 cycles from ``start`` to ``done``.
 
     Members
     -------
@@ -49,9 +50,9 @@ class PostedInterruptUnit(wiring.Component):
     mem : ``Out(MemorySignature())``
     eoi : ``Out(1)``
         Step 4: an EOI write to the local APIC (one-cycle strobe).
-    merge : ``Out(1)``; merge_bits : ``Out(256)``; merge_rvi : ``Out(1)``;
-    merge_rvi_vector : ``Out(8)``; evaluate : ``Out(1)``
-        To ``VirtualInterrupt``: VIRR |= merge_bits; RVI := max(RVI, merge_rvi_vector).
+    merge : ``Out(MergeSignature())``
+        To ``VirtualInterrupt``: VIRR |= merge.bits; RVI := max(RVI, merge.rvi_vector);
+        evaluate.
     harvested : ``Out(256)``
         S, the PIR bits this run moved into VIRR (valid from ``done``; for the decision trace).
     busy : ``Out(1)``; done : ``Out(1)``
@@ -62,11 +63,7 @@ class PostedInterruptUnit(wiring.Component):
     desc_addr: In(64)
     mem: Out(MemorySignature())
     eoi: Out(1)
-    merge: Out(1)
-    merge_bits: Out(256)
-    merge_rvi: Out(1)
-    merge_rvi_vector: Out(8)
-    evaluate: Out(1)
+    merge: Out(MergeSignature())
     harvested: Out(256)
     busy: Out(1)
     done: Out(1)
@@ -108,15 +105,15 @@ class PostedInterruptUnit(wiring.Component):
                     bits = Signal(256)
                     m.d.comb += [
                         bits.eq(self.mem.rdata << (chunk * WORD_BITS)),
-                        self.merge.eq(1), self.merge_bits.eq(bits),
+                        self.merge.valid.eq(1), self.merge.bits.eq(bits),
                     ]
                     m.d.sync += [self.harvested.eq(self.harvested | bits), chunk.eq(chunk + 1)]
                     with m.If(chunk == PIR_CHUNKS - 1):
                         m.d.sync += self.state.eq(PiState.RVI)
             with m.Case(PiState.RVI):
                 m.d.comb += [
-                    self.merge.eq(1), self.merge_rvi.eq(snap_any),
-                    self.merge_rvi_vector.eq(snap_hsb), self.evaluate.eq(1),
+                    self.merge.valid.eq(1), self.merge.rvi_valid.eq(snap_any),
+                    self.merge.rvi_vector.eq(snap_hsb), self.merge.evaluate.eq(1),
                 ]
                 m.d.sync += [self.state.eq(PiState.IDLE), self.done.eq(1)]
         return m

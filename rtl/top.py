@@ -19,9 +19,11 @@ from .layouts import (
     ExitReason,
     GuestIntrStatus,
     InterruptionType,
+    Preload,
 )
 from .memory import MemorySignature
 from .posted_interrupt import PostedInterruptUnit
+from .signatures import RegisterWriteSignature, VectorStrobeSignature
 from .virtual_interrupt import VirtualInterrupt
 
 __all__ = ["Decision", "DecisionRecord", "InterruptPath", "PathState"]
@@ -88,25 +90,25 @@ class InterruptPath(wiring.Component):
     -------
     accept : ``In(AcceptSignature())``
         Interrupts arriving at L1's local APIC.
-    eoi, tpr_write, tpr_value, spurious_vector
+    eoi : ``In(1)``; tpr_write : ``In(RegisterWriteSignature())``; spurious_vector : ``In(8)``
         L1's EOI and TPR writes; SVR[7:0].
-    l2_eoi, l2_tpr_write, l2_tpr_value : ``In``
-        L2's EOI and TPR writes (virtualized).
+    l2_eoi : ``In(1)``; l2_tpr_write : ``In(RegisterWriteSignature())``
+        L2's EOI and TPR writes (virtualized; ignored unless L2 runs).
     pin_based, proc_based, secondary, exit_controls : ``In`` control-word layouts
     posted_intr_nv : ``In(16)``; posted_intr_desc_addr : ``In(64)``; maxphyaddr : ``In(6)``
     rflags_if, blocking : ``In(1)``
         L2's RFLAGS.IF and STI/MOV-SS blocking.
-    load, load_irr, load_isr, load_tmr, load_tpr, load_virr, load_visr, load_vtpr,
-    load_status, load_non_root : ``In``
-        State preload of a scenario's initial state.
+    load : ``In(1)``; preload : ``In(Preload)``
+        State preload of a scenario's initial state (both APICs, and whether L2 runs).
     mem : ``Out(MemorySignature())``
         The posted-interrupt descriptor's memory.
     state : ``Out(PathState)``
     vmexit : ``Out(1)``; exit_reason : ``Out(ExitReason)``; exit_intr_info : ``Out(ExitIntrInfo)``
     entry_failed : ``Out(1)``; entry_error : ``Out(8)``
-    delivered : ``Out(1)``; delivered_vector : ``Out(8)``
+    delivered : ``Out(VectorStrobeSignature())``
         An interrupt vectored through L2's IDT (virtual-interrupt delivery or EXT-1).
-    eoi_message : ``Out(1)``; eoi_message_vector : ``Out(8)``
+    eoi_message : ``Out(VectorStrobeSignature())``
+        L1's local APIC's EOI messages to the I/O APICs.
     irr, isr, tmr : ``Out(256)``; ppr, tpr : ``Out(8)``
     virr, visr : ``Out(256)``; vppr, vtpr : ``Out(8)``; status : ``Out(GuestIntrStatus)``
     decision_valid : ``Out(1)``; decision : ``Out(DecisionRecord)``
@@ -114,12 +116,10 @@ class InterruptPath(wiring.Component):
 
     accept: In(AcceptSignature())
     eoi: In(1)
-    tpr_write: In(1)
-    tpr_value: In(8)
+    tpr_write: In(RegisterWriteSignature())
     spurious_vector: In(8, init=0xFF)
     l2_eoi: In(1)
-    l2_tpr_write: In(1)
-    l2_tpr_value: In(8)
+    l2_tpr_write: In(RegisterWriteSignature())
     vm_entry: In(1)
     pin_based: In(PIN_BASED_CONTROLS)
     proc_based: In(PROC_BASED_CONTROLS)
@@ -131,15 +131,7 @@ class InterruptPath(wiring.Component):
     rflags_if: In(1)
     blocking: In(1)
     load: In(1)
-    load_irr: In(256)
-    load_isr: In(256)
-    load_tmr: In(256)
-    load_tpr: In(8)
-    load_virr: In(256)
-    load_visr: In(256)
-    load_vtpr: In(8)
-    load_status: In(GuestIntrStatus)
-    load_non_root: In(1)
+    preload: In(Preload)
 
     mem: Out(MemorySignature())
     state: Out(PathState)
@@ -148,10 +140,8 @@ class InterruptPath(wiring.Component):
     exit_intr_info: Out(ExitIntrInfo)
     entry_failed: Out(1)
     entry_error: Out(8)
-    delivered: Out(1)
-    delivered_vector: Out(8)
-    eoi_message: Out(1)
-    eoi_message_vector: Out(8)
+    delivered: Out(VectorStrobeSignature())
+    eoi_message: Out(VectorStrobeSignature())
     irr: Out(256)
     isr: Out(256)
     tmr: Out(256)
@@ -177,31 +167,25 @@ class InterruptPath(wiring.Component):
         # --- wiring ---------------------------------------------------------------------------
         connect(m, flipped(self.accept), lapic.accept)
         connect(m, flipped(self.mem), pi.mem)
+        connect(m, flipped(self.tpr_write), lapic.tpr_write)
+        connect(m, lapic.eoi_message, flipped(self.eoi_message))
+        connect(m, pi.merge, vapic.merge)
         m.d.comb += [
-            lapic.tpr_write.eq(self.tpr_write), lapic.tpr_value.eq(self.tpr_value),
             lapic.spurious_vector.eq(self.spurious_vector),
             lapic.eoi.eq(self.eoi | pi.eoi),  # step 4 is an EOI to the local APIC
-            lapic.load.eq(self.load), lapic.load_irr.eq(self.load_irr),
-            lapic.load_isr.eq(self.load_isr), lapic.load_tmr.eq(self.load_tmr),
-            lapic.load_tpr.eq(self.load_tpr),
+            lapic.load.eq(self.load), lapic.preload.eq(self.preload.lapic),
             self.irr.eq(lapic.irr), self.isr.eq(lapic.isr), self.tmr.eq(lapic.tmr),
             self.ppr.eq(lapic.ppr), self.tpr.eq(lapic.tpr),
-            self.eoi_message.eq(lapic.eoi_message),
-            self.eoi_message_vector.eq(lapic.eoi_message_vector),
             pi.desc_addr.eq(self.posted_intr_desc_addr),
-            vapic.load.eq(self.load), vapic.load_virr.eq(self.load_virr),
-            vapic.load_visr.eq(self.load_visr), vapic.load_vtpr.eq(self.load_vtpr),
-            vapic.load_status.eq(self.load_status),
+            vapic.load.eq(self.load), vapic.preload.eq(self.preload.vapic),
             vapic.vid_enable.eq(vid),
             vapic.intr_window_exiting.eq(self.proc_based.intr_window_exiting),
             vapic.rflags_if.eq(self.rflags_if & (self.state != PathState.ROOT)),
             vapic.blocking.eq(self.blocking),
-            vapic.merge.eq(pi.merge), vapic.merge_bits.eq(pi.merge_bits),
-            vapic.merge_rvi.eq(pi.merge_rvi), vapic.merge_rvi_vector.eq(pi.merge_rvi_vector),
-            vapic.evaluate.eq(pi.evaluate),
             vapic.eoi.eq(self.l2_eoi & (self.state == PathState.NON_ROOT)),
-            vapic.tpr_write.eq(self.l2_tpr_write & (self.state == PathState.NON_ROOT)),
-            vapic.tpr_value.eq(self.l2_tpr_value),
+            vapic.tpr_write.valid.eq(self.l2_tpr_write.valid
+                                     & (self.state == PathState.NON_ROOT)),
+            vapic.tpr_write.value.eq(self.l2_tpr_write.value),
             self.virr.eq(vapic.virr), self.visr.eq(vapic.visr), self.vppr.eq(vapic.vppr),
             self.vtpr.eq(vapic.vtpr), self.status.eq(vapic.status),
         ]
@@ -235,8 +219,9 @@ class InterruptPath(wiring.Component):
         idt_delivered = Signal()
         idt_vector = Signal(8)
         m.d.comb += [
-            self.delivered.eq(vapic.delivered | idt_delivered),
-            self.delivered_vector.eq(Mux(vapic.delivered, vapic.delivered_vector, idt_vector)),
+            self.delivered.valid.eq(vapic.delivered.valid | idt_delivered),
+            self.delivered.vector.eq(Mux(vapic.delivered.valid, vapic.delivered.vector,
+                                         idt_vector)),
         ]
         m.d.sync += [self.vmexit.eq(0), self.entry_failed.eq(0), self.decision_valid.eq(0),
                      idt_delivered.eq(0)]
@@ -248,7 +233,7 @@ class InterruptPath(wiring.Component):
             ]
 
         with m.If(self.load):
-            with m.If(self.load_non_root):
+            with m.If(self.preload.non_root):
                 m.d.sync += self.state.eq(PathState.NON_ROOT)
             with m.Else():
                 m.d.sync += self.state.eq(PathState.ROOT)

@@ -9,7 +9,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .lapic import highest_set_bit
-from .layouts import GuestIntrStatus
+from .layouts import GuestIntrStatus, VapicPreload
+from .signatures import MergeSignature, RegisterWriteSignature, VectorStrobeSignature
 
 __all__ = ["VirtualInterrupt"]
 
@@ -37,8 +38,7 @@ class VirtualInterrupt(wiring.Component):
 
     Members
     -------
-    load : ``In(1)``, ``load_virr``/``load_visr`` : ``In(256)``, ``load_vtpr`` : ``In(8)``,
-    ``load_status`` : ``In(GuestIntrStatus)``
+    load : ``In(1)``; preload : ``In(VapicPreload)``
         State preload (VMM writes to the page and the VMCS); wins over every other input.
     vid_enable : ``In(1)``
         The "virtual-interrupt delivery" VM-execution control.
@@ -49,33 +49,28 @@ class VirtualInterrupt(wiring.Component):
         VM entry (VID-11): RVI/SVI are already in ``status``; PPR virtualization, evaluation.
     eoi : ``In(1)``, ``eoi_exit_bitmap`` : ``In(256)``
         EOI virtualization (VID-8); an EOI-induced exit pulses ``eoi_exit`` with the vector.
-    tpr_write : ``In(1)``, ``tpr_value`` : ``In(8)``, ``tpr_threshold`` : ``In(4)``
+    tpr_write : ``In(RegisterWriteSignature())``, ``tpr_threshold`` : ``In(4)``
         TPR virtualization (VID-9); with VID = 0, ``tpr_below_threshold`` pulses when
         VTPR[7:4] < threshold.
     self_ipi : ``In(1)``, ``self_ipi_vector`` : ``In(8)``
         Self-IPI virtualization (VID-10).
-    merge : ``In(1)``, ``merge_bits`` : ``In(256)``, ``merge_rvi`` : ``In(1)``,
-    ``merge_rvi_vector`` : ``In(8)``
-        Posted-interrupt steps 5 and 6: VIRR |= ``merge_bits``; with ``merge_rvi``,
-        RVI := max(RVI, ``merge_rvi_vector``).
-    evaluate : ``In(1)``
-        Posted-interrupt step 7: evaluate pending virtual interrupts after this edge's merge.
+    merge : ``In(MergeSignature())``
+        Posted-interrupt steps 5 and 6: VIRR |= ``merge.bits``; with ``merge.rvi_valid``,
+        RVI := max(RVI, ``merge.rvi_vector``); step 7, ``merge.evaluate`` (also alone):
+        evaluate pending virtual interrupts after this edge's merge.
     virr, visr : ``Out(256)``; ``vtpr``, ``vppr`` : ``Out(8)``
     status : ``Out(GuestIntrStatus)``
     recognized : ``Out(1)``
     deliverable : ``Out(1)``
         Combinational: recognized, VID on and delivery unblocked (VID-6); the delivery happens
         at the next edge with no operation. The VM-exit logic uses it for VID-12.
-    delivered : ``Out(1)``, ``delivered_vector`` : ``Out(8)``
+    delivered : ``Out(VectorStrobeSignature())``
     eoi_exit : ``Out(1)``, ``eoi_exit_vector`` : ``Out(8)``
     tpr_below_threshold : ``Out(1)``
     """
 
     load: In(1)
-    load_virr: In(256)
-    load_visr: In(256)
-    load_vtpr: In(8)
-    load_status: In(GuestIntrStatus)
+    preload: In(VapicPreload)
     vid_enable: In(1)
     intr_window_exiting: In(1)
     rflags_if: In(1)
@@ -83,16 +78,11 @@ class VirtualInterrupt(wiring.Component):
     vm_entry: In(1)
     eoi: In(1)
     eoi_exit_bitmap: In(256)
-    tpr_write: In(1)
-    tpr_value: In(8)
+    tpr_write: In(RegisterWriteSignature())
     tpr_threshold: In(4)
     self_ipi: In(1)
     self_ipi_vector: In(8)
-    merge: In(1)
-    merge_bits: In(256)
-    merge_rvi: In(1)
-    merge_rvi_vector: In(8)
-    evaluate: In(1)
+    merge: In(MergeSignature())
 
     virr: Out(256)
     visr: Out(256)
@@ -101,8 +91,7 @@ class VirtualInterrupt(wiring.Component):
     status: Out(GuestIntrStatus)
     recognized: Out(1)
     deliverable: Out(1)
-    delivered: Out(1)
-    delivered_vector: Out(8)
+    delivered: Out(VectorStrobeSignature())
     eoi_exit: Out(1)
     eoi_exit_vector: Out(8)
     tpr_below_threshold: Out(1)
@@ -132,7 +121,8 @@ class VirtualInterrupt(wiring.Component):
         m.d.comb += virr_after_delivery.eq(self.virr & ~(Const(1, 256) << rvi))
         virr_any, virr_hsb = highest_set_bit(m, virr_after_delivery, "virr_dlv")
 
-        operation = self.vm_entry | self.eoi | self.tpr_write | self.self_ipi | self.merge
+        operation = (self.vm_entry | self.eoi | self.tpr_write.valid | self.self_ipi
+                     | self.merge.valid)
         m.d.comb += self.deliverable.eq(self.recognized & self.vid_enable & self.rflags_if
                                         & ~self.blocking & ~self.intr_window_exiting)
         deliver = Signal()
@@ -153,12 +143,12 @@ class VirtualInterrupt(wiring.Component):
                 m.d.comb += eoi_exit.eq(1)
             with m.Else():
                 m.d.comb += do_evaluate.eq(1)
-        with m.Elif(self.tpr_write):  # VID-9
-            m.d.comb += vtpr_n.eq(self.tpr_value)
+        with m.Elif(self.tpr_write.valid):  # VID-9
+            m.d.comb += vtpr_n.eq(self.tpr_write.value)
             with m.If(self.vid_enable):
-                m.d.comb += [vppr_n.eq(_ppr_virtualization(self.tpr_value, svi)),
+                m.d.comb += [vppr_n.eq(_ppr_virtualization(self.tpr_write.value, svi)),
                              do_evaluate.eq(1)]
-            with m.Elif(self.tpr_value[4:8] < self.tpr_threshold):
+            with m.Elif(self.tpr_write.value[4:8] < self.tpr_threshold):
                 m.d.comb += tpr_below.eq(1)
         with m.Elif(self.self_ipi):  # VID-10
             m.d.comb += [
@@ -166,12 +156,12 @@ class VirtualInterrupt(wiring.Component):
                 rvi_n.eq(Mux(self.self_ipi_vector > rvi, self.self_ipi_vector, rvi)),
                 do_evaluate.eq(1),
             ]
-        with m.Elif(self.merge):  # posted-interrupt steps 5, 6 (and 7 with `evaluate`)
-            m.d.comb += virr_n.eq(self.virr | self.merge_bits)
-            with m.If(self.merge_rvi & (self.merge_rvi_vector > rvi)):
-                m.d.comb += rvi_n.eq(self.merge_rvi_vector)
-            m.d.comb += do_evaluate.eq(self.evaluate)
-        with m.Elif(self.evaluate):
+        with m.Elif(self.merge.valid):  # posted-interrupt steps 5, 6 (and 7 with `evaluate`)
+            m.d.comb += virr_n.eq(self.virr | self.merge.bits)
+            with m.If(self.merge.rvi_valid & (self.merge.rvi_vector > rvi)):
+                m.d.comb += rvi_n.eq(self.merge.rvi_vector)
+            m.d.comb += do_evaluate.eq(self.merge.evaluate)
+        with m.Elif(self.merge.evaluate):
             m.d.comb += do_evaluate.eq(1)
         with m.Elif(deliver):  # VID-7
             m.d.comb += [
@@ -187,12 +177,12 @@ class VirtualInterrupt(wiring.Component):
         m.d.comb += recognize.eq(~self.intr_window_exiting & (rvi_n[4:8] > vppr_n[4:8]))
 
         m.d.sync += [
-            self.delivered.eq(0), self.eoi_exit.eq(0), self.tpr_below_threshold.eq(0),
+            self.delivered.valid.eq(0), self.eoi_exit.eq(0), self.tpr_below_threshold.eq(0),
         ]
         with m.If(self.load):
             m.d.sync += [
-                self.virr.eq(self.load_virr), self.visr.eq(self.load_visr),
-                self.vtpr.eq(self.load_vtpr), self.status.eq(self.load_status),
+                self.virr.eq(self.preload.virr), self.visr.eq(self.preload.visr),
+                self.vtpr.eq(self.preload.vtpr), self.status.eq(self.preload.status),
                 self.vppr.eq(0), self.recognized.eq(0),
             ]
         with m.Else():
@@ -206,6 +196,7 @@ class VirtualInterrupt(wiring.Component):
                 m.d.sync += self.recognized.eq(recognize)
             with m.Elif(deliver):
                 m.d.sync += [
-                    self.recognized.eq(0), self.delivered.eq(1), self.delivered_vector.eq(rvi),
+                    self.recognized.eq(0),
+                    self.delivered.valid.eq(1), self.delivered.vector.eq(rvi),
                 ]
         return m

@@ -21,10 +21,7 @@ def run(testbench):
 
 async def load(ctx, dut, irr=0, isr=0, tmr=0, tpr=0):
     ctx.set(dut.load, 1)
-    ctx.set(dut.load_irr, irr)
-    ctx.set(dut.load_isr, isr)
-    ctx.set(dut.load_tmr, tmr)
-    ctx.set(dut.load_tpr, tpr)
+    ctx.set(dut.preload, {"irr": irr, "isr": isr, "tmr": tmr, "tpr": tpr})
     await ctx.tick()
     ctx.set(dut.load, 0)
 
@@ -125,10 +122,10 @@ def test_apic_7_ppr(tpr, isr, ppr):
 def test_apic_7_ppr_follows_tpr_writes_inta_and_eoi():
     async def tb(ctx, dut):
         await load(ctx, dut, irr=bits(0x85))
-        ctx.set(dut.tpr_write, 1)
-        ctx.set(dut.tpr_value, 0x2C)
+        ctx.set(dut.tpr_write.valid, 1)
+        ctx.set(dut.tpr_write.value, 0x2C)
         await ctx.tick()
-        ctx.set(dut.tpr_write, 0)
+        ctx.set(dut.tpr_write.valid, 0)
         assert (ctx.get(dut.tpr), ctx.get(dut.ppr)) == (0x2C, 0x2C)
         await inta(ctx, dut)
         assert ctx.get(dut.ppr) == 0x80
@@ -161,10 +158,10 @@ def test_apic_10_deliverability_is_rechecked_at_inta():
     async def tb(ctx, dut):
         await load(ctx, dut, irr=bits(0x55))
         assert ctx.get(dut.intr) == 1
-        ctx.set(dut.tpr_write, 1)
-        ctx.set(dut.tpr_value, 0x70)  # masked between INTR and INTA
+        ctx.set(dut.tpr_write.valid, 1)
+        ctx.set(dut.tpr_write.value, 0x70)  # masked between INTR and INTA
         await ctx.tick()
-        ctx.set(dut.tpr_write, 0)
+        ctx.set(dut.tpr_write.valid, 0)
         assert await inta(ctx, dut) == 0xFF
         assert ctx.get(dut.irr) == bits(0x55)
     run(tb)
@@ -175,11 +172,11 @@ def test_apic_11_12_eoi_clears_hsb_isr_and_messages_level_vectors():
         await load(ctx, dut, isr=bits(0x51, 0x62), tmr=bits(0x62))
         await eoi(ctx, dut)
         assert ctx.get(dut.isr) == bits(0x51)
-        assert (ctx.get(dut.eoi_message), ctx.get(dut.eoi_message_vector)) == (1, 0x62)
+        assert (ctx.get(dut.eoi_message.valid), ctx.get(dut.eoi_message.vector)) == (1, 0x62)
         await eoi(ctx, dut)
-        assert ctx.get(dut.isr) == 0 and ctx.get(dut.eoi_message) == 0  # edge: no message
+        assert ctx.get(dut.isr) == 0 and ctx.get(dut.eoi_message.valid) == 0  # edge: no message
         await eoi(ctx, dut)  # empty ISR: no effect
-        assert state(ctx, dut) == (0, 0, 0) and ctx.get(dut.eoi_message) == 0
+        assert state(ctx, dut) == (0, 0, 0) and ctx.get(dut.eoi_message.valid) == 0
     run(tb)
 
 
@@ -230,10 +227,10 @@ def test_random_sequences_match_the_sdm_reference():
                 tmr = tmr | (1 << v) if level else tmr & ~(1 << v)
             elif op == "tpr":
                 tpr = rng.randrange(256)
-                ctx.set(dut.tpr_write, 1)
-                ctx.set(dut.tpr_value, tpr)
+                ctx.set(dut.tpr_write.valid, 1)
+                ctx.set(dut.tpr_write.value, tpr)
                 await ctx.tick()
-                ctx.set(dut.tpr_write, 0)
+                ctx.set(dut.tpr_write.valid, 0)
             elif op == "eoi":
                 if isr:
                     isr &= ~(1 << (isr.bit_length() - 1))

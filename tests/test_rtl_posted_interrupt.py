@@ -45,10 +45,10 @@ def run_unit(memory: WordMemory, latency=lambda: 0, other_agent=None, min_cycles
             if b.get("eoi"):
                 record["eoi"].append(cycle)
                 record["order"].append("EOI")
-            if b.get("merge"):
-                record["merge"].append(b.get("merge_bits"))
-                if b.get("evaluate"):
-                    record["rvi"].append((b.get("merge_rvi"), b.get("merge_rvi_vector")))
+            if b.get("merge__valid"):
+                record["merge"].append(b.get("merge__bits"))
+                if b.get("merge__evaluate"):
+                    record["rvi"].append((b.get("merge__rvi_valid"), b.get("merge__rvi_vector")))
             await b.tick()
             if b.get("done"):
                 record["done_cycle"] = cycle + 1

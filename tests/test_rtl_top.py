@@ -38,8 +38,8 @@ class Bench:
                 self.events.append(("vmexit", ctx.get(dut.exit_intr_info).as_value().value))
             if ctx.get(dut.entry_failed):
                 self.events.append(("entry_failed", ctx.get(dut.entry_error)))
-            if ctx.get(dut.delivered):
-                self.events.append(("delivered", ctx.get(dut.delivered_vector)))
+            if ctx.get(dut.delivered.valid):
+                self.events.append(("delivered", ctx.get(dut.delivered.vector)))
             if ctx.get(dut.decision_valid):
                 self.events.append(("trace", ctx.get(dut.decision)))
 
@@ -52,10 +52,10 @@ class Bench:
         ctx.set(dut.posted_intr_desc_addr, DESC)
         ctx.set(dut.rflags_if, rflags_if)
         ctx.set(dut.load, 1)
-        for name, value in dict(irr=irr, isr=isr, tpr=tpr, virr=virr, vtpr=vtpr).items():
-            ctx.set(getattr(dut, f"load_{name}"), value)
-        ctx.set(dut.load_status, {"rvi": rvi, "svi": svi})
-        ctx.set(dut.load_non_root, non_root)
+        ctx.set(dut.preload, {
+            "lapic": {"irr": irr, "isr": isr, "tmr": 0, "tpr": tpr},
+            "vapic": {"virr": virr, "visr": 0, "vtpr": vtpr, "status": {"rvi": rvi, "svi": svi}},
+            "non_root": non_root})
         await self.tick()
         ctx.set(dut.load, 0)
 
@@ -264,8 +264,8 @@ def test_c17_level_triggered_nv_step_4_eoi_sends_the_eoi_message():
         messages = []
         for _ in range(12):
             await b.tick()
-            if b.ctx.get(b.dut.eoi_message):
-                messages.append(b.ctx.get(b.dut.eoi_message_vector))
+            if b.ctx.get(b.dut.eoi_message.valid):
+                messages.append(b.ctx.get(b.dut.eoi_message.vector))
         assert messages == [0xFF]
         assert (b.ctx.get(b.dut.isr), b.ctx.get(b.dut.tmr)) == (0, bits(0xFF))
     run(tb, seed_memory())

@@ -22,20 +22,26 @@ def run(testbench):
 
 async def load(ctx, dut, virr=0, visr=0, vtpr=0, rvi=0, svi=0):
     ctx.set(dut.load, 1)
-    ctx.set(dut.load_virr, virr)
-    ctx.set(dut.load_visr, visr)
-    ctx.set(dut.load_vtpr, vtpr)
-    ctx.set(dut.load_status, {"rvi": rvi, "svi": svi})
+    ctx.set(dut.preload, {"virr": virr, "visr": visr, "vtpr": vtpr,
+                          "status": {"rvi": rvi, "svi": svi}})
     await ctx.tick()
     ctx.set(dut.load, 0)
 
 
+def port(dut, name):
+    """A port by its Verilog name (``merge__bits`` is ``dut.merge.bits``)."""
+    value = dut
+    for part in name.split("__"):
+        value = getattr(value, part)
+    return value
+
+
 async def strobe(ctx, dut, name, **values):
-    ctx.set(getattr(dut, name), 1)
+    ctx.set(port(dut, name), 1)
     for key, value in values.items():
-        ctx.set(getattr(dut, key), value)
+        ctx.set(port(dut, key), value)
     await ctx.tick()
-    ctx.set(getattr(dut, name), 0)
+    ctx.set(port(dut, name), 0)
 
 
 def status(ctx, dut):
@@ -47,7 +53,7 @@ async def entry_and_delivery(ctx, dut):
     """VM entry, then one idle edge for the delivery; returns the delivered vector or None."""
     await strobe(ctx, dut, "vm_entry")
     await ctx.tick()
-    return ctx.get(dut.delivered_vector) if ctx.get(dut.delivered) else None
+    return ctx.get(dut.delivered.vector) if ctx.get(dut.delivered.valid) else None
 
 
 def test_vid_3_11_vm_entry_virtualizes_ppr():
@@ -90,10 +96,10 @@ def test_vid_6_c16_recognized_waits_for_if_and_no_blocking():
         ctx.set(dut.rflags_if, 1)
         ctx.set(dut.blocking, 1)
         await ctx.tick()
-        assert ctx.get(dut.delivered) == 0
+        assert ctx.get(dut.delivered.valid) == 0
         ctx.set(dut.blocking, 0)
         await ctx.tick()
-        assert (ctx.get(dut.delivered), ctx.get(dut.delivered_vector)) == (1, 0x80)
+        assert (ctx.get(dut.delivered.valid), ctx.get(dut.delivered.vector)) == (1, 0x80)
     run(tb)
 
 
@@ -111,11 +117,11 @@ def test_sdm_29_2_2_recognition_ceases_after_one_delivery():
         await load(ctx, dut, virr=bits(0x93, 0xE1), rvi=0x93)  # stale RVI (C9)
         assert await entry_and_delivery(ctx, dut) == 0x93
         await ctx.tick()
-        assert ctx.get(dut.delivered) == 0  # 0xe1 waits for an evaluation
+        assert ctx.get(dut.delivered.valid) == 0  # 0xe1 waits for an evaluation
         assert status(ctx, dut) == (0xE1, 0x93)
-        await strobe(ctx, dut, "tpr_write", tpr_value=0)
+        await strobe(ctx, dut, "tpr_write__valid", tpr_write__value=0)
         await ctx.tick()
-        assert (ctx.get(dut.delivered), ctx.get(dut.delivered_vector)) == (1, 0xE1)
+        assert (ctx.get(dut.delivered.valid), ctx.get(dut.delivered.vector)) == (1, 0xE1)
     run(tb)
 
 
@@ -128,7 +134,7 @@ def test_vid_8_eoi_virtualization_then_next_delivery():
         assert ctx.get(dut.vppr) == 0x30
         assert ctx.get(dut.recognized) == 1
         await ctx.tick()
-        assert ctx.get(dut.delivered_vector) == 0x51
+        assert ctx.get(dut.delivered.vector) == 0x51
     run(tb)
 
 
@@ -146,15 +152,15 @@ def test_vid_8_c24_eoi_exit_bitmap_exits_without_evaluation():
 def test_vid_9_tpr_virtualization_and_below_threshold_exit():
     async def tb(ctx, dut):
         await load(ctx, dut, virr=bits(0x45), rvi=0x45)
-        await strobe(ctx, dut, "tpr_write", tpr_value=0x50)
+        await strobe(ctx, dut, "tpr_write__valid", tpr_write__value=0x50)
         assert (ctx.get(dut.vtpr), ctx.get(dut.vppr), ctx.get(dut.recognized)) == (0x50, 0x50, 0)
-        await strobe(ctx, dut, "tpr_write", tpr_value=0x30)
+        await strobe(ctx, dut, "tpr_write__valid", tpr_write__value=0x30)
         assert ctx.get(dut.recognized) == 1
         ctx.set(dut.vid_enable, 0)
         ctx.set(dut.tpr_threshold, 4)
-        await strobe(ctx, dut, "tpr_write", tpr_value=0x3F)
+        await strobe(ctx, dut, "tpr_write__valid", tpr_write__value=0x3F)
         assert ctx.get(dut.tpr_below_threshold) == 1
-        await strobe(ctx, dut, "tpr_write", tpr_value=0x40)
+        await strobe(ctx, dut, "tpr_write__valid", tpr_write__value=0x40)
         assert ctx.get(dut.tpr_below_threshold) == 0
     run(tb)
 
@@ -166,20 +172,22 @@ def test_vid_10_self_ipi():
         assert ctx.get(dut.virr) == bits(0x30, 0x70)
         assert status(ctx, dut) == (0x70, 0)
         await ctx.tick()
-        assert ctx.get(dut.delivered_vector) == 0x70
+        assert ctx.get(dut.delivered.vector) == 0x70
     run(tb)
 
 
 def test_merge_c7_c8_pir_bits_and_rvi_max():
     async def tb(ctx, dut):
         await load(ctx, dut, rvi=0x90, virr=bits(0x90), vtpr=0xF0)  # VTPR masks delivery
-        ctx.set(dut.merge_rvi_vector, 0x41)
-        await strobe(ctx, dut, "merge", merge_bits=bits(0x41, 0x05), merge_rvi=1, evaluate=1)
+        ctx.set(dut.merge.rvi_vector, 0x41)
+        await strobe(ctx, dut, "merge__valid", merge__bits=bits(0x41, 0x05),
+                     merge__rvi_valid=1, merge__evaluate=1)
         assert ctx.get(dut.virr) == bits(0x90, 0x41, 0x05)
         assert status(ctx, dut) == (0x90, 0)  # C8: RVI stays the max
         await load(ctx, dut, rvi=0x00)
-        ctx.set(dut.merge_rvi_vector, 0x05)
-        await strobe(ctx, dut, "merge", merge_bits=bits(0x05), merge_rvi=1, evaluate=1)
+        ctx.set(dut.merge.rvi_vector, 0x05)
+        await strobe(ctx, dut, "merge__valid", merge__bits=bits(0x05), merge__rvi_valid=1,
+                     merge__evaluate=1)
         assert status(ctx, dut) == (0x05, 0)  # C7: merged, RVI < 16, never recognized
         assert ctx.get(dut.recognized) == 0
     run(tb)
@@ -191,12 +199,13 @@ def test_vid_5_only_the_listed_operations_evaluate():
     async def tb(ctx, dut):
         await load(ctx, dut, virr=bits(0x80), rvi=0x80)
         assert ctx.get(dut.recognized) == 0
-        ctx.set(dut.merge_rvi_vector, 0x90)
-        await strobe(ctx, dut, "merge", merge_bits=bits(0x90), merge_rvi=1, evaluate=0)
+        ctx.set(dut.merge.rvi_vector, 0x90)
+        await strobe(ctx, dut, "merge__valid", merge__bits=bits(0x90), merge__rvi_valid=1,
+                     merge__evaluate=0)
         assert status(ctx, dut) == (0x90, 0) and ctx.get(dut.recognized) == 0
         await ctx.tick()
-        assert ctx.get(dut.delivered) == 0
-        ctx.set(dut.merge, 0)
-        await strobe(ctx, dut, "evaluate")
+        assert ctx.get(dut.delivered.valid) == 0
+        ctx.set(dut.merge.valid, 0)
+        await strobe(ctx, dut, "merge__evaluate")
         assert ctx.get(dut.recognized) == 1
     run(tb)

@@ -51,7 +51,7 @@ from cosim.scenario.outcome import (
     bitmap,
     vectors,
 )
-from rtl.layouts import GuestIntrStatus
+from rtl.layouts import GuestIntrStatus, Preload
 from rtl.top import PathState
 
 __all__ = ["MAX_WAIT_STATES", "SETTLE_CYCLES", "ConcurrentPost", "Delivery", "EntryFailure",
@@ -70,6 +70,7 @@ MAX_WAIT_STATES = 3
 log = logging.getLogger(__name__)
 
 GUEST_INTR_STATUS = data.Layout.cast(GuestIntrStatus)
+PRELOAD = data.Layout.cast(Preload)
 PATH_STATE_POSTED = PathState.POSTED.value
 PATH_STATE_ROOT = PathState.ROOT.value
 
@@ -190,11 +191,11 @@ class PathMonitor:
         if b.get("entry_failed"):
             self._add(EntryFailure(self.cycle, b.get("entry_error")))
             active = True
-        if b.get("delivered"):
-            self._add(Delivery(self.cycle, b.get("delivered_vector")))
+        if b.get("delivered__valid"):
+            self._add(Delivery(self.cycle, b.get("delivered__vector")))
             active = True
-        if b.get("eoi_message"):
-            self._add(EoiMessage(self.cycle, b.get("eoi_message_vector")))
+        if b.get("eoi_message__valid"):
+            self._add(EoiMessage(self.cycle, b.get("eoi_message__vector")))
             active = True
         return active or b.get("state") == PATH_STATE_POSTED
 
@@ -244,9 +245,10 @@ class PathDriver:
     the monitor samples.
     """
 
-    IDLE_INPUTS = ("accept__valid", "accept__vector", "accept__level", "eoi", "tpr_write",
-                   "tpr_value", "l2_eoi", "l2_tpr_write", "l2_tpr_value", "vm_entry",
-                   "blocking", "load", "mem__ready", "mem__rdata")
+    IDLE_INPUTS = ("accept__valid", "accept__vector", "accept__level", "eoi",
+                   "tpr_write__valid", "tpr_write__value", "l2_eoi", "l2_tpr_write__valid",
+                   "l2_tpr_write__value", "vm_entry", "blocking", "load", "mem__ready",
+                   "mem__rdata")
 
     def __init__(self, bench: Bench, monitor: PathMonitor, responder: MemoryResponder):
         self.bench, self.monitor, self.responder = bench, monitor, responder
@@ -292,16 +294,12 @@ class PathDriver:
         b.set("maxphyaddr", s.maxphyaddr)
         b.set("spurious_vector", s.l1_apic.spurious_vector)
         b.set("rflags_if", int(s.l2.rflags_if))
-        b.set("load_irr", bitmap(s.l1_apic.irr))
-        b.set("load_isr", bitmap(s.l1_apic.isr))
-        b.set("load_tmr", bitmap(s.l1_apic.tmr))
-        b.set("load_tpr", s.l1_apic.tpr)
-        b.set("load_virr", bitmap(s.l2.virr))
-        b.set("load_visr", bitmap(s.l2.visr))
-        b.set("load_vtpr", s.l2.vtpr)
-        b.set("load_status", GUEST_INTR_STATUS.const({"rvi": s.l2.rvi,
-                                                       "svi": s.l2.svi}).as_bits())
-        b.set("load_non_root", 0)
+        b.set("preload", PRELOAD.const({
+            "lapic": {"irr": bitmap(s.l1_apic.irr), "isr": bitmap(s.l1_apic.isr),
+                      "tmr": bitmap(s.l1_apic.tmr), "tpr": s.l1_apic.tpr},
+            "vapic": {"virr": bitmap(s.l2.virr), "visr": bitmap(s.l2.visr), "vtpr": s.l2.vtpr,
+                      "status": {"rvi": s.l2.rvi, "svi": s.l2.svi}},
+            "non_root": 0}).as_bits())
         b.set("load", 1)
         await self.cycle()
         b.set("load", 0)
@@ -321,13 +319,13 @@ class PathDriver:
             case EoiEvent():
                 await self.strobe("eoi")
             case TprEvent():
-                await self.strobe("tpr_write", tpr_value=event.value)
+                await self.strobe("tpr_write__valid", tpr_write__value=event.value)
             case VmEntryEvent():
                 await self.strobe("vm_entry")
             case L2EoiEvent():
                 await self.strobe("l2_eoi")
             case L2TprEvent():
-                await self.strobe("l2_tpr_write", l2_tpr_value=event.value)
+                await self.strobe("l2_tpr_write__valid", l2_tpr_write__value=event.value)
             case _:
                 assert_never(event)
         await self.settle()

@@ -37,23 +37,6 @@ FILTER_DIR = Path(__file__).resolve().parents[2] / "waveforms" / "filters"
 #: the design "top", under the writer's "bench")
 _SCOPES = {"icarus": "pi_cosim_top", "verilator": "pi_cosim_top", "amaranth": "bench.top.top"}
 
-#: (group, signals): top-level ports, and ports of the submodules ``lapic``, ``pi`` and
-#: ``vapic`` (``rtl.top.InterruptPath``); widths and enums come from their signatures
-GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("L1 APIC", ("accept__valid", "accept__vector", "irr", "isr", "tmr", "tpr", "ppr",
-                 "lapic.intr", "lapic.inta__valid", "lapic.inta__vector", "eoi", "eoi_message",
-                 "eoi_message_vector")),
-    ("PI unit", ("state", "pi.state", "pi.eoi", "pi.merge", "pi.merge_bits", "pi.merge_rvi",
-                 "pi.merge_rvi_vector", "pi.evaluate", "pi.done", "posted_intr_nv",
-                 "posted_intr_desc_addr")),
-    ("virtual APIC", ("virr", "visr", "status", "vppr", "vtpr", "vapic.recognized",
-                      "delivered", "delivered_vector")),
-    ("VM exit", ("vmexit", "exit_reason", "exit_intr_info", "entry_failed", "entry_error")),
-    ("memory port", ("mem__valid", "mem__ready", "mem__op", "mem__addr", "mem__data",
-                     "mem__compare", "mem__rdata")),
-)
-
-
 @functools.cache
 def port_shapes() -> dict[str, tuple[int, type | None]]:
     """``signal -> (width, enum or None)`` for the ports of the design and its submodules,
@@ -81,6 +64,37 @@ def port_shapes() -> dict[str, tuple[int, type | None]]:
                 shapes[prefix + "__".join(map(str, path))] = (
                     Shape.cast(shape).width, shape if isinstance(shape, EnumType) else None)
     return shapes
+
+
+#: The waveform groups, by member: a port, or a signature member of the design (``mem``) or of
+#: its submodules ``lapic``, ``pi`` and ``vapic`` (``rtl.top.InterruptPath``), which stands for
+#: all its ports in signature order.
+MEMBERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("L1 APIC", ("accept", "irr", "isr", "tmr", "tpr", "ppr", "lapic.intr", "lapic.inta",
+                 "eoi", "eoi_message")),
+    ("PI unit", ("state", "pi.state", "pi.eoi", "pi.merge", "pi.done", "posted_intr_nv",
+                 "posted_intr_desc_addr")),
+    ("virtual APIC", ("virr", "visr", "status", "vppr", "vtpr", "vapic.recognized",
+                      "delivered")),
+    ("VM exit", ("vmexit", "exit_reason", "exit_intr_info", "entry_failed", "entry_error")),
+    ("memory port", ("mem",)),
+)
+
+
+def _ports(member: str) -> tuple[str, ...]:
+    """The ports a member stands for, with widths and enums from :func:`port_shapes`."""
+    shapes = port_shapes()
+    if member in shapes:
+        return (member,)
+    ports = tuple(name for name in shapes if name.startswith(member + "__"))
+    assert ports, f"no port or signature member named {member!r}"
+    return ports
+
+
+#: (group, signals): :data:`MEMBERS` with every signature member expanded into its ports.
+GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (group, tuple(p for member in members for p in _ports(member)))
+    for group, members in MEMBERS)
 
 
 def dump_path(directory: Path, scenario: str, sim: str, seed: int) -> Path:
