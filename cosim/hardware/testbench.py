@@ -371,7 +371,8 @@ async def run_job(bench: Bench, job: Job) -> SideRun:
 
     for i, event in enumerate(scenario.events):
         if monitor.mode not in event.modes:
-            return SideRun(tuple(outcomes), impossible=Impossible(i, event, monitor.mode))
+            return SideRun(tuple(outcomes), impossible=Impossible(i, event, monitor.mode),
+                           cycles=monitor.cycle)
         current["event"], current["start"] = i, responder.cycle
         outcomes.append(await step(event))
     current["event"] = -1  # other agents' posts belong to the scenario's events
@@ -379,13 +380,13 @@ async def run_job(bench: Bench, job: Job) -> SideRun:
     last = outcomes[-1]
     for _ in range(MAX_DRAIN_STEPS):
         if (drain_event := next_drain_event(last)) is None:
-            return SideRun(tuple(outcomes), tuple(drain))
+            return SideRun(tuple(outcomes), tuple(drain), cycles=monitor.cycle)
         outcome = await step(drain_event)
         drain.append((drain_event, outcome))
         if settled(last, outcome):
-            return SideRun(tuple(outcomes), tuple(drain))
+            return SideRun(tuple(outcomes), tuple(drain), cycles=monitor.cycle)
         last = outcome
-    return SideRun(tuple(outcomes), tuple(drain), drain_settled=False)
+    return SideRun(tuple(outcomes), tuple(drain), drain_settled=False, cycles=monitor.cycle)
 
 
 async def run_jobs(bench: Bench, jobs: list[Job]) -> list[SideRun]:

@@ -14,7 +14,7 @@ other did not still gets every chance to deliver what it holds.
 steps and where an impossible event stopped the run.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from cosim.scenario.format import EVENT_KINDS, L1, EoiEvent, Event, L2EoiEvent, VmEntryEvent
 from cosim.scenario.outcome import Outcome, to_json
@@ -76,12 +76,14 @@ class Impossible:
 class SideRun:
     """One side's run of a scenario: an outcome per event applied, the drain's steps (each
     with its outcome) and whether it reached rest, and the impossible event, if one stopped
-    the run (then there is no drain)."""
+    the run (then there is no drain). ``cycles`` is how many clock cycles the hardware
+    simulated for it (0 for the KVM model; not part of equality: wait states change it)."""
 
     outcomes: tuple[Outcome, ...]
     drain: tuple[tuple[Event, Outcome], ...] = ()
     drain_settled: bool = True
     impossible: Impossible | None = None
+    cycles: int = field(default=0, compare=False)
 
     @property
     def final(self) -> Outcome:
@@ -98,6 +100,7 @@ class SideRun:
             "outcomes": [to_json(o) for o in self.outcomes],
             "drain": [[e.to_dict(), to_json(o)] for e, o in self.drain],
             "drain_settled": self.drain_settled,
+            "cycles": self.cycles,
             "impossible": None if self.impossible is None else {
                 "index": self.impossible.index, "event": self.impossible.event.to_dict(),
                 "mode": self.impossible.mode},
@@ -110,6 +113,7 @@ class SideRun:
             outcomes=tuple(Outcome.from_json(o) for o in data["outcomes"]),
             drain=tuple((event_from_dict(e), Outcome.from_json(o)) for e, o in data["drain"]),
             drain_settled=data["drain_settled"],
+            cycles=data["cycles"],
             impossible=None if imp is None else Impossible(imp["index"],
                                                            event_from_dict(imp["event"]),
                                                            imp["mode"]),

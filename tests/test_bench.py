@@ -1,0 +1,29 @@
+"""The benchmark suite runs (``python -m bench --quick``): a smoke test, not a benchmark."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import require_simulator
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.mark.slow
+def test_bench_quick_writes_the_three_reports(tmp_path):
+    for sim in ("icarus", "verilator"):
+        require_simulator(sim)
+    result = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert set(data["backends"]) == {"verilator", "icarus", "amaranth"}
+    assert data["raw"]["verilator"]["cycles_per_s"] > data["backends"]["verilator"][
+        "cycles_per_s"] > 0
+    assert data["model"]["runs"] == 20 * 3 and data["model"]["check_nested_events_calls"] > 0
+    assert data["design"]["accept_to_vm_exit_cycles"] > 0 and data["design"]["flip_flops"] > 0
+    assert "| cocotb + Verilator |" in (tmp_path / "bench.md").read_text()
+    assert (tmp_path / "bench.svg").read_text().startswith("<svg")
