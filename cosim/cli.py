@@ -91,6 +91,9 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="one JSON document per scenario and version on standard output")
     replay.add_argument("--all-fields", action="store_true",
                         help="show every outcome field, not only those that changed or differ")
+    replay.add_argument("--workers", type=_workers, default=1, metavar="N",
+                        help="split the files over N simulator processes (default 1; "
+                             "results are the same, in the same order)")
     replay.add_argument("-v", "--verbose", action="store_true",
                         help="log the testbench's transactions (with their cycles), the "
                              "driver's events and the memory operations on standard error")
@@ -105,6 +108,17 @@ def _build_parser() -> argparse.ArgumentParser:
     kut.add_argument("--suite", choices=["posted-interrupts", "entry-checks", "all"],
                      default="all", help="which tests (default: all)")
     return parser
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid worker count {text!r}: an integer >= 1") \
+            from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid worker count {text!r}: an integer >= 1")
+    return value
 
 
 def _seed(text: str) -> int:
@@ -196,7 +210,8 @@ def _replay(args, scenarios: list[Scenario], versions: list[KernelVersion]) -> i
                   "writable directory", file=sys.stderr)
             return EXIT_BAD_INPUT
     try:
-        runs = simulate(jobs, sim, args.waves_dir if args.waves else None)
+        runs = simulate(jobs, sim, args.waves_dir if args.waves else None,
+                        workers=args.workers)
     except SimulatorUnavailable as exc:
         print(f"pi-cosim: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -240,6 +240,7 @@ def test_replay_bad_arguments_exit_2():
         (["--sim", "modelsim"], "argument --sim: invalid choice: 'modelsim'"),
         (["--seed", "-1"], "argument --seed: invalid seed '-1': an integer >= 0"),
         (["--kvm", "6.9"], "argument --kvm: invalid choice: '6.9'"),
+        (["--workers", "0"], "argument --workers: invalid worker count '0': an integer >= 1"),
     ]:
         result = subprocess.run([sys.executable, "-m", "cosim", "replay", SEED, *args],
                                 capture_output=True, text=True)
@@ -256,3 +257,12 @@ def test_replay_missing_simulator_exits_2_with_install_hint(tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "apt-get install -y iverilog" in result.stderr and result.stdout == ""
+
+
+def test_replay_with_two_workers_gives_the_same_documents(capsys):
+    files = [str(p) for p in sorted(SCENARIOS.glob("*.toml"))[:6]]
+    one = main(["replay", *files, "--sim", "amaranth", "--kvm", "all", "--json"])
+    first = capsys.readouterr().out
+    two = main(["replay", *files, "--sim", "amaranth", "--kvm", "all", "--json",
+                "--workers", "2"])
+    assert (one, capsys.readouterr().out) == (two, first)

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,14 +64,28 @@ class HardwareRun:
         return self.side.outcomes
 
 
-def simulate(jobs: list[Job], sim: str,
-             waves_dir: Path | None = None) -> list[HardwareRun]:
+def simulate(jobs: list[Job], sim: str, waves_dir: Path | None = None,
+             workers: int = 1) -> list[HardwareRun]:
     """Run every job on backend ``sim``; with ``waves_dir``, write one dump (and its
-    ``.gtkw`` save file) per job there, named ``SCENARIO-SIM-seedN``."""
+    ``.gtkw`` save file) per job there, named ``SCENARIO-SIM-seedN``.
+
+    With ``workers`` > 1 the jobs are split into that many contiguous slices, each run in its
+    own process and simulation (one build, made first); the runs come back in job order and
+    are the same as with one worker."""
     if sim not in SIMS:
         raise ValueError(f"unknown simulator {sim!r}; allowed: {', '.join(SIMS)}")
     if sim != "amaranth":
         check_simulator(sim)
+    if waves_dir is None and workers > 1 and len(jobs) > 1:
+        if sim != "amaranth":
+            _build(sim, waves=False)  # once, before the workers share it
+        size = -(-len(jobs) // workers)
+        slices = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+        with ProcessPoolExecutor(len(slices)) as pool:
+            results = [side for part in pool.map(_run, slices, [sim] * len(slices),
+                                                 [None] * len(slices))
+                       for side in part]
+        return [HardwareRun(job, side) for job, side in zip(jobs, results, strict=True)]
     if waves_dir is None:
         results = _run(jobs, sim, None)
         return [HardwareRun(job, side) for job, side in zip(jobs, results, strict=True)]
