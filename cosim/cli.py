@@ -98,6 +98,16 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="log the testbench's transactions (with their cycles), the "
                              "driver's events and the memory operations on standard error")
 
+    formal = sub.add_parser("formal", help="prove the RTL against the clause catalogue",
+                            description=(
+        "Run every formal proof of the RTL (property modules beside their components, "
+        "rtl/*_properties.py) with SymbiYosys in prove mode (k-induction) and cover mode "
+        "(every cover reached), and write DIR/formal.json. Results are cached by the design's "
+        "hash. Exit status: 0 when every proof is proved and none is vacuous; 1 otherwise."))
+    formal.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR",
+                        help="where formal.json, the cache and the proof folders go "
+                             "(default: %(default)s)")
+
     kut = sub.add_parser("kut", help="write the kvm-unit-tests replays as scenario files",
                          description=(
         "Write scenario files generated from kvm-unit-tests (docs/cli.md): "
@@ -159,6 +169,8 @@ def _main(argv: Sequence[str] | None) -> int:
         _log_to_stderr()
     if args.command == "kut":
         return _kut(args)
+    if args.command == "formal":
+        return _formal(args)
     try:
         scenarios = [load_scenario(f) for f in args.files]
     except ScenarioError as exc:
@@ -190,6 +202,31 @@ def _kut(args) -> int:
     print(f"wrote {len(paths)} scenario files to {args.directory} "
           f"({', '.join(suites)}); replay: pi-cosim replay {args.directory}/*.toml")
     return EXIT_OK
+
+
+def _formal(args) -> int:
+    from cosim.hardware.formal import PROOFS, run_proof
+
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"pi-cosim: error: --out {args.out}: {exc.strerror}; choose a writable directory",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    results = []
+    for i, proof in enumerate(PROOFS, 1):
+        print(f"[{i}/{len(PROOFS)}] {proof.name}: proving (depth {proof.depth}) ...",
+              flush=True)
+        result = run_proof(proof, args.out)
+        results.append(result)
+        detail = {"failed": f": {', '.join(result.failed)} (trace {result.trace})",
+                  "vacuous": f": covers not reached: {', '.join(result.unreached)}"}
+        print(f"[{i}/{len(PROOFS)}] {proof.name}: {result.status.upper()}"
+              f"{detail.get(result.status, '')} in {result.seconds:.1f} s"
+              f"{' (cached)' if result.cached else ''}; clauses {', '.join(result.clauses)}")
+    (args.out / "formal.json").write_text(json.dumps(
+        {"proofs": [r.to_json() for r in results]}, indent=2) + "\n")
+    return EXIT_OK if all(r.status == "proved" for r in results) else EXIT_DIVERGENCE
 
 
 # --- replay -----------------------------------------------------------------------------------
