@@ -155,11 +155,19 @@ class InterruptPath(wiring.Component):
     decision_valid: Out(1)
     decision: Out(DecisionRecord)
 
+    def __init__(self):
+        super().__init__()
+        # made here, not in elaborate(), so that property modules (rtl/top_properties.py) can
+        # refer to their ports
+        self.lapic = LocalApic()
+        self.pi = PostedInterruptUnit()
+        self.vapic = VirtualInterrupt()
+
     def elaborate(self, platform):
         m = Module()
-        m.submodules.lapic = lapic = LocalApic()
-        m.submodules.pi = pi = PostedInterruptUnit()
-        m.submodules.vapic = vapic = VirtualInterrupt()
+        m.submodules.lapic = lapic = self.lapic
+        m.submodules.pi = pi = self.pi
+        m.submodules.vapic = vapic = self.vapic
 
         # "virtual-interrupt delivery" is in effect only with the secondary controls activated
         vid = self.secondary.virt_intr_delivery & self.proc_based.secondary_ctls

@@ -42,4 +42,24 @@ def test_pi_cosim_formal_writes_the_report(tmp_path, capsys):
     assert "local_apic: PROVED" in out
     report = json.loads((tmp_path / "formal.json").read_text())
     assert [(p["name"], p["status"], p["engine"]) for p in report["proofs"]] == [
-        ("local_apic", "proved", "smtbmc boolector")]
+        ("local_apic", "proved", "smtbmc boolector"),
+        ("nv_decision", "proved", "smtbmc boolector")]
+
+
+NV = next(p for p in PROOFS if p.name == "nv_decision")
+
+
+def test_the_nv_decision_is_proved(tmp_path):
+    """The central property: in non-root operation with posted interrupts, processing starts
+    iff the acknowledged vector is NV[7:0]; otherwise exit 1 with 0x80000000 | vector."""
+    result = run_proof(NV, tmp_path)
+    assert (result.status, result.failed, result.unreached) == ("proved", (), ())
+    assert result.clauses == ("EXT-3", "PI-2", "PI-3", "PI-4", "PI-5")
+
+
+def test_the_nv_decision_fails_when_nv_is_compared_without_the_ack(tmp_path):
+    """A reading that takes the lowest IRR byte for the acknowledged vector breaks the
+    central property."""
+    result = run_proof(NV, tmp_path, mutant="vector_without_ack")
+    assert result.status == "failed"
+    assert "PI_2_3_5_processing_starts_only_for_an_acked_nv" in result.failed

@@ -41,8 +41,15 @@ def _lapic(mutant=None):
     return LocalApicProperties(mutant)
 
 
+def _top(mutant=None):
+    from rtl.top_properties import InterruptPathProperties
+
+    return InterruptPathProperties(mutant)
+
+
 PROOFS: tuple[Proof, ...] = (
     Proof("local_apic", _lapic, depth=3, cover_depth=4),
+    Proof("nv_decision", _top, depth=3, cover_depth=4),
 )
 
 

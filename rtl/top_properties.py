@@ -1,0 +1,96 @@
+"""Formal properties of :class:`rtl.top.InterruptPath`: the decision the product exists for.
+
+In non-root operation with external-interrupt exiting, acknowledge-on-exit and process posted
+interrupts set, the interrupt the local APIC acknowledges starts posted-interrupt processing if
+and only if its vector equals NV[7:0] (PI-2, PI-3, PI-5); otherwise a VM exit with basic
+reason 1 and interruption information 0x80000000 | vector follows, and the descriptor's
+processing does not start (PI-4, EXT-3). Posted-interrupt processing never starts otherwise.
+
+Kept beside the component and outside the synthesizable design: every input of the top level
+is free (``load``/``preload`` make every APIC state reachable, the memory port's answers are
+arbitrary). Each statement's message is its name, with the clause IDs in it; each implication
+has a cover. ``cosim.hardware.formal`` runs it with SymbiYosys in prove mode (k-induction).
+
+Never enable postponed evaluation of annotations (PEP 563) here.
+"""
+
+from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, Signal, Value
+from amaranth.lib import wiring
+
+from .layouts import ExitReason, InterruptionType
+from .top import InterruptPath, PathState
+
+__all__ = ["InterruptPathProperties"]
+
+
+class InterruptPathProperties(Elaboratable):
+    """The proof's top level: an :class:`InterruptPath` with free inputs, and the NV decision
+    properties. ``mutant`` "vector_without_ack" observes a broken reading (the lowest IRR byte
+    taken for the acknowledged vector), for the test that the proof can fail."""
+
+    def __init__(self, mutant: str | None = None):
+        self.dut = InterruptPath()
+        self.mutant = mutant
+
+    @property
+    def ports(self):
+        dut = self.dut
+        return [Value.cast(value) for path, member, value in dut.signature.flatten(dut)
+                if member.flow is wiring.In]
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = self.dut
+        lapic, pi = dut.lapic, dut.pi
+
+        controls = (dut.pin_based.ext_intr_exiting & dut.pin_based.posted_intr
+                    & dut.exit_controls.ack_intr_on_exit)
+        acked = Signal()  # the local APIC is acknowledged in non-root operation (step 1)
+        m.d.comb += acked.eq((dut.state == PathState.NON_ROOT) & ~dut.load & lapic.inta.valid)
+        vector = lapic.inta.vector if self.mutant != "vector_without_ack" else lapic.irr[0:8]
+
+        # the preload (a test bench's initial state) happens only while no processing runs, as
+        # the testbench does it; and the invariant that closes the induction: the unit is busy
+        # only while the path is in its POSTED state
+        m.d.comb += [
+            Assume(~dut.load | ~pi.busy, "preload_only_while_idle"),
+            Assert(~pi.busy | (dut.state == PathState.POSTED), "helper_busy_only_while_posted"),
+        ]
+
+        # --- PI processing starts only at an acknowledge of NV (no other way in) -------------
+        m.d.comb += Assert(~pi.start | (acked & dut.pin_based.posted_intr
+                                        & (vector == dut.posted_intr_nv[0:8])),
+                           "PI_2_3_5_processing_starts_only_for_an_acked_nv")
+
+        # --- the decision, checked at the next edge -------------------------------------------
+        past_valid = Signal()
+        decided = Signal()
+        matched = Signal()
+        vector0 = Signal(8)
+        m.d.sync += [past_valid.eq(1), decided.eq(acked & controls),
+                     matched.eq(vector == dut.posted_intr_nv[0:8]), vector0.eq(vector)]
+        info = Signal.like(dut.exit_intr_info)
+        m.d.comb += [info.vector.eq(vector0),
+                     info.type.eq(InterruptionType.EXTERNAL_INTERRUPT), info.valid.eq(1)]
+        with m.If(past_valid & decided):
+            with m.If(matched):
+                m.d.comb += [
+                    Assert(dut.state == PathState.POSTED, "PI_5_nv_starts_processing"),
+                    Assert(~dut.vmexit, "PI_5_nv_causes_no_vm_exit"),
+                ]
+            with m.Else():
+                m.d.comb += [
+                    Assert(dut.vmexit & (dut.exit_reason == ExitReason.EXTERNAL_INTERRUPT),
+                           "PI_4_EXT_3_other_vector_exits_with_reason_1"),
+                    Assert(dut.exit_intr_info.as_value() == info.as_value(),
+                           "PI_4_EXT_3_exit_information_is_80000000_or_vector"),
+                    Assert(dut.state == PathState.ROOT, "PI_4_other_vector_leaves_non_root"),
+                    Assert(~pi.busy, "PI_4_other_vector_starts_no_processing"),
+                ]
+
+        m.d.comb += [
+            Cover(past_valid & decided & matched, "cover_PI_5_nv_acknowledged"),
+            Cover(past_valid & decided & ~matched, "cover_PI_4_other_vector_acknowledged"),
+            Cover(pi.start, "cover_PI_2_processing_starts"),
+        ]
+        return m
