@@ -69,10 +69,17 @@ class PostedInterruptUnit(wiring.Component):
     done: Out(1)
     state: Out(PiState)
 
+    def __init__(self):
+        super().__init__()
+        # internal registers, made here so that the property module (posted_interrupt_
+        # properties.py) can state the invariants that close its induction
+        self.base = Signal(64)  # the descriptor address sampled at ``start``
+        self.chunk = Signal(range(PIR_CHUNKS))  # the PIR word being harvested
+
     def elaborate(self, platform):
         m = Module()
-        addr = Signal(64)
-        chunk = Signal(range(PIR_CHUNKS))
+        addr = self.base
+        chunk = self.chunk
         snap_any, snap_hsb = highest_set_bit(m, self.harvested, "snap")
 
         m.d.comb += self.busy.eq(self.state != PiState.IDLE)

@@ -43,7 +43,8 @@ def test_pi_cosim_formal_writes_the_report(tmp_path, capsys):
     report = json.loads((tmp_path / "formal.json").read_text())
     assert [(p["name"], p["status"], p["engine"]) for p in report["proofs"]] == [
         ("local_apic", "proved", "smtbmc boolector"),
-        ("nv_decision", "proved", "smtbmc boolector")]
+        ("nv_decision", "proved", "smtbmc boolector"),
+        ("pi_concurrent_posts", "proved", "smtbmc boolector")]
 
 
 NV = next(p for p in PROOFS if p.name == "nv_decision")
@@ -63,3 +64,19 @@ def test_the_nv_decision_fails_when_nv_is_compared_without_the_ack(tmp_path):
     result = run_proof(NV, tmp_path, mutant="vector_without_ack")
     assert result.status == "failed"
     assert "PI_2_3_5_processing_starts_only_for_an_acked_nv" in result.failed
+
+
+PI = next(p for p in PROOFS if p.name == "pi_concurrent_posts")
+
+
+def test_no_posted_bit_is_lost_with_an_adversarial_writer(tmp_path):
+    """PI-9 and PI-8 with another agent ORing free bits into any PIR word at any edge, before
+    or after the unit's operation; the unit issues only step 3's AND and step 5's swaps."""
+    result = run_proof(PI, tmp_path)
+    assert (result.status, result.failed, result.unreached) == ("proved", (), ())
+    assert result.clauses == ("PI-6", "PI-8", "PI-9", "PI-13", "PI-14")
+
+
+def test_a_harvested_word_dropped_is_a_lost_bit(tmp_path):
+    result = run_proof(PI, tmp_path, mutant="drop_merge")
+    assert result.status == "failed" and result.failed == ("PI_9_no_posted_bit_is_lost",)

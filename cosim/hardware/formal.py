@@ -47,9 +47,16 @@ def _top(mutant=None):
     return InterruptPathProperties(mutant)
 
 
+def _pi(mutant=None):
+    from rtl.posted_interrupt_properties import PostedInterruptProperties
+
+    return PostedInterruptProperties(mutant)
+
+
 PROOFS: tuple[Proof, ...] = (
     Proof("local_apic", _lapic, depth=3, cover_depth=4),
     Proof("nv_decision", _top, depth=3, cover_depth=4),
+    Proof("pi_concurrent_posts", _pi, depth=8, cover_depth=10),
 )
 
 
