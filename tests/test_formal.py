@@ -44,7 +44,8 @@ def test_pi_cosim_formal_writes_the_report(tmp_path, capsys):
     assert [(p["name"], p["status"], p["engine"]) for p in report["proofs"]] == [
         ("local_apic", "proved", "smtbmc boolector"),
         ("nv_decision", "proved", "smtbmc boolector"),
-        ("pi_concurrent_posts", "proved", "smtbmc boolector")]
+        ("pi_concurrent_posts", "proved", "smtbmc boolector"),
+        ("ipiv_notifications", "proved", "smtbmc boolector")]
 
 
 NV = next(p for p in PROOFS if p.name == "nv_decision")
@@ -80,3 +81,20 @@ def test_no_posted_bit_is_lost_with_an_adversarial_writer(tmp_path):
 def test_a_harvested_word_dropped_is_a_lost_bit(tmp_path):
     result = run_proof(PI, tmp_path, mutant="drop_merge")
     assert result.status == "failed" and result.failed == ("PI_9_no_posted_bit_is_lost",)
+
+
+IPIV = next(p for p in PROOFS if p.name == "ipiv_notifications")
+
+
+def test_one_notification_per_on_transition(tmp_path):
+    """IPIV-7/9 with NotifyInfo rewritten by another agent at any edge: a notification only
+    for a 0-to-1 turn of ON by this sender, exactly one each; IPIV-5, IPIV-6 as well."""
+    result = run_proof(IPIV, tmp_path)
+    assert (result.status, result.failed, result.unreached) == ("proved", (), ())
+    assert result.clauses == ("IPIV-5", "IPIV-6", "IPIV-7", "IPIV-9")
+
+
+def test_a_notification_nobody_owes_fails(tmp_path):
+    result = run_proof(IPIV, tmp_path, mutant="notify_twice")
+    assert result.status == "failed"
+    assert result.failed == ("IPIV_7_9_notification_only_for_an_on_transition",)

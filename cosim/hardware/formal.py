@@ -53,10 +53,17 @@ def _pi(mutant=None):
     return PostedInterruptProperties(mutant)
 
 
+def _ipiv(mutant=None):
+    from rtl.ipi_virtualization_properties import IpiVirtualizationProperties
+
+    return IpiVirtualizationProperties(mutant)
+
+
 PROOFS: tuple[Proof, ...] = (
     Proof("local_apic", _lapic, depth=3, cover_depth=4),
     Proof("nv_decision", _top, depth=3, cover_depth=4),
     Proof("pi_concurrent_posts", _pi, depth=8, cover_depth=10),
+    Proof("ipiv_notifications", _ipiv, depth=8, cover_depth=12),
 )
 
 
