@@ -16,6 +16,7 @@ Never enable postponed evaluation of annotations (PEP 563) here.
 from amaranth.hdl import Assert, Const, Cover, Elaboratable, Module, Mux, Signal
 
 from .lapic import LocalApic
+from .properties import free_inputs
 
 __all__ = ["LocalApicProperties"]
 
@@ -44,10 +45,7 @@ class LocalApicProperties(Elaboratable):
 
     @property
     def ports(self):
-        a = self.apic
-        return [a.accept.valid, a.accept.vector, a.accept.level, a.inta.valid, a.eoi,
-                a.tpr_write.valid, a.tpr_write.value, a.spurious_vector, a.load,
-                a.preload.as_value()]
+        return free_inputs(self.apic)
 
     def elaborate(self, platform):
         m = Module()

@@ -14,10 +14,10 @@ has a cover. ``cosim.hardware.formal`` runs it with SymbiYosys in prove mode (k-
 Never enable postponed evaluation of annotations (PEP 563) here.
 """
 
-from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, Signal, Value
-from amaranth.lib import wiring
+from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, Signal
 
 from .layouts import ExitReason, InterruptionType
+from .properties import free_inputs
 from .top import InterruptPath, PathState
 
 __all__ = ["InterruptPathProperties"]
@@ -34,9 +34,7 @@ class InterruptPathProperties(Elaboratable):
 
     @property
     def ports(self):
-        dut = self.dut
-        return [Value.cast(value) for path, member, value in dut.signature.flatten(dut)
-                if member.flow is wiring.In]
+        return free_inputs(self.dut)
 
     def elaborate(self, platform):
         m = Module()

