@@ -92,11 +92,10 @@ def raw_icarus(cycles: int, work: Path) -> dict:
     """The design under a plain Verilog testbench (vvp), every input tied to 0."""
     from amaranth.lib import wiring
 
+    from cosim.hardware.bench import class_signature
     from rtl.top import InterruptPath
 
-    signature = wiring.Signature({name: member for name, member
-                                  in InterruptPath.__annotations__.items()
-                                  if isinstance(member, wiring.Member)})
+    signature = class_signature(InterruptPath)
     inputs = ["__".join(map(str, path)) for path, member in signature.members.flatten()
               if member.is_port and member.flow is wiring.In]
     ties = ", ".join(f".{name}(0)" for name in inputs)

@@ -21,18 +21,30 @@ from .top import InterruptPath
 TOP_NAME = "pi_cosim_top"
 
 
-def generate() -> str:
-    """The Verilog text of :class:`rtl.top.InterruptPath` as module ``pi_cosim_top``.
+def generate(design=None, name: str = TOP_NAME, *, memory_init: bool = True,
+             clean: bool = False) -> str:
+    """The Verilog text of ``design`` (default: :class:`rtl.top.InterruptPath` as module
+    ``pi_cosim_top``).
 
-    This is ``amaranth.back.verilog.convert`` with one change: Yosys' full ``proc`` pass
-    instead of ``proc -nomux``. ``-nomux`` keeps combinational processes as ``always @*``
-    blocks, and Icarus Verilog 11 does not run those at time 0: an output that depends only on
-    a register that keeps its reset value (``mem__valid`` after reset) stays X until the
-    register changes. With full ``proc`` every combinational signal is a continuous ``assign``.
+    This is ``amaranth.back.verilog.convert`` with two changes: Yosys' full ``proc`` pass
+    instead of ``proc -nomux``, and optionally no memory initialization. ``-nomux`` keeps
+    combinational processes as ``always @*`` blocks, and Icarus Verilog 11 does not run those
+    at time 0: an output that depends only on a register that keeps its reset value
+    (``mem__valid`` after reset) stays X until the register changes. With full ``proc`` every
+    combinational signal is a continuous ``assign``. ``memory_init=False`` drops the
+    ``initial`` blocks of memories whose every word is written before it is read (the
+    cosimulation harness's: megabytes of zeros otherwise). ``clean=True`` removes the logic
+    that ``proc`` leaves unused (Yosys' ``opt_clean``; a memory only the testbench reads
+    needs the ``keep`` attribute): Icarus evaluates it anyway, and the
+    harness, whose unused parts are wide multiplexers written as Verilog functions, runs ten
+    times slower under Icarus with it.
     """
-    text = rtlil.convert(InterruptPath(), name=TOP_NAME, emit_src=False)
+    text = rtlil.convert(InterruptPath() if design is None else design, name=name,
+                         emit_src=False)
     yosys = find_yosys(lambda version: version >= (0, 40))
-    script = "\n".join([f"read_rtlil <<rtlil\n{text}\nrtlil", "proc -norom", "memory_collect",
+    script = "\n".join([f"read_rtlil <<rtlil\n{text}\nrtlil",
+                        *([] if memory_init else ["delete t:$meminit_v2"]),
+                        "proc -norom", "memory_collect", *(["opt_clean"] if clean else []),
                         "write_verilog"])
     return yosys.run(["-q", "-"], script, ignore_warnings=True)
 

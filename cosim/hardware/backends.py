@@ -36,9 +36,13 @@ __all__ = ["SIMS", "HardwareRun", "SimulationFailed", "SimulatorUnavailable", "b
 logger = logging.getLogger(__name__)
 
 SIMS = ("amaranth", "icarus", "verilator")
-TOPLEVEL = "pi_cosim_top"
+TOPLEVEL = "pi_cosim_harness"
 TIMESCALE = ("1ns", "1ps")
 CLOCK_PERIOD_NS = 10
+#: The harness's memories in the cocotb builds: jobs per batch, result records per run.
+JOB_DEPTH, RESULT_DEPTH = 512, 4096
+#: The harness's memories under amaranth.sim (smaller: amaranth builds them per process).
+AMARANTH_JOB_DEPTH, AMARANTH_RESULT_DEPTH = 64, 2048
 
 
 class SimulatorUnavailable(RuntimeError):
@@ -111,24 +115,18 @@ def _run(jobs, sim, dump: Path | None) -> list[SideRun]:
 
 
 def _run_amaranth(jobs, vcd: Path | None) -> list[SideRun]:
-    from amaranth.hdl import ClockDomain, Module
     from amaranth.sim import Simulator
 
-    from cosim.hardware.bench import AmaranthBench, component_ports
-    from rtl.top import InterruptPath
+    from cosim.hardware.bench import AmaranthHarnessBench
+    from cosim.hardware.harness import Harness
 
-    dut = InterruptPath()
-    m = Module()
-    m.domains.sync = cd = ClockDomain("sync")
-    m.submodules.top = dut
-    ports = component_ports(dut)
-    ports["rst"] = cd.rst
+    harness = Harness(job_depth=AMARANTH_JOB_DEPTH, result_depth=AMARANTH_RESULT_DEPTH)
     results: list = []
 
     async def testbench(ctx):
-        results.extend(await run_jobs(AmaranthBench(ctx, ports), jobs))
+        results.extend(await run_jobs(AmaranthHarnessBench(ctx, harness), jobs))
 
-    sim = Simulator(m)
+    sim = Simulator(harness)
     sim.add_clock(CLOCK_PERIOD_NS * 1e-9)
     sim.add_testbench(testbench)
     if vcd is None:
@@ -188,12 +186,33 @@ def build_root() -> Path:
 
 
 @functools.cache
+def _design_key() -> str:
+    """What the exported harness is made from: the source of the design and of the harness
+    (and what it imports from the scenario layer), Amaranth's version and the memory depths.
+    Hashing the sources is instant; exporting the harness takes Yosys about 15 s, so it is
+    done only when a build is made."""
+    import amaranth
+
+    import rtl
+    from cosim.hardware import harness
+    from cosim.scenario import drain, format
+
+    files = sorted(Path(rtl.__file__).parent.glob("*.py")) + [
+        Path(m.__file__) for m in (harness, drain, format)]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    digest.update(f"amaranth {amaranth.__version__} {JOB_DEPTH} {RESULT_DEPTH}".encode())
+    return digest.hexdigest()
+
+
 def _verilog() -> str:
-    """The exported design, generated once per process (Yosys takes about 2 s; every
-    ``simulate`` call, and with waveforms every job, needs it for the build key)."""
+    """The exported harness around the design (``cosim.hardware.harness``)."""
+    from cosim.hardware.harness import Harness
     from rtl.__main__ import generate
 
-    return generate()
+    return generate(Harness(JOB_DEPTH, RESULT_DEPTH), TOPLEVEL, memory_init=False,
+                    clean=True)
 
 
 def _cached_runner(sim: str):
@@ -210,12 +229,33 @@ def _cached_runner(sim: str):
         # design PR cocotb/cocotb#2634 leaves applying it everywhere as a TODO). Re-check
         # _build_command's name and contract when moving to 2.2.
         def _build_command(self):
-            return [] if (self.build_dir / BUILT).exists() else super()._build_command()
+            if (self.build_dir / BUILT).exists():
+                return []
+            commands = super()._build_command()
+            if sim == "verilator":
+                # Only the harness's own ports and memories are public (_verilator_public()):
+                # with cocotb's --public-flat-rw, every signal of the design is, and the
+                # simulation runs ten times slower.
+                commands[0] = [arg for arg in commands[0] if arg != "--public-flat-rw"]
+            return commands
 
     return CachedRunner()
 
 
 BUILT = "built"
+
+
+def _verilator_public() -> str:
+    """The Verilator control file that makes public exactly what cocotb reaches: the
+    harness's ports and its two memories."""
+    from cosim.hardware.bench import class_signature
+    from cosim.hardware.harness import Harness
+
+    ports = ["__".join(map(str, path)) for path, member
+             in class_signature(Harness).members.flatten() if member.is_port]
+    names = ["clk", "rst", *ports, "jobs", "results"]
+    return "`verilator_config\n" + "".join(
+        f'public_flat_rw -module "{TOPLEVEL}" -var "{name}"\n' for name in names)
 
 
 def installation(sim: str) -> dict[str, str]:
@@ -256,9 +296,9 @@ def _build(sim: str, waves: bool, *, force: bool = False):
 
     _simulator_env(sim)
     runner = _cached_runner(sim)
-    text = _verilog()
     needs = installation(sim)
-    key = [text, sim, str(waves), *(f"{k}={v}" for k, v in sorted(needs.items()))]
+    key = [_design_key(), _verilator_public(), sim, str(waves),
+           *(f"{k}={v}" for k, v in sorted(needs.items()))]
     digest = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
     build_dir = build_root() / f"{sim}{'-waves' if waves else ''}-{digest}"
     fresh = force or not _usable(build_dir, needs)
@@ -267,18 +307,22 @@ def _build(sim: str, waves: bool, *, force: bool = False):
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / f"{TOPLEVEL}.v"
     if fresh:
-        source.write_text(text)
         print(f"pi-cosim: building the {sim} simulation in {build_dir} ...", file=sys.stderr,
               flush=True)
     sources: list = [source]
     build_args: list[str] = []
     if sim == "verilator":
         # the lint waivers (a .vlt control file is a plain command-line argument to Verilator)
-        build_args = [str(Path(rtl.__file__).parent / "verilator_lint.vlt"), "-Wno-fatal"]
+        public = build_dir / "public.vlt"
+        public.write_text(_verilator_public())
+        build_args = [str(Path(rtl.__file__).parent / "verilator_lint.vlt"), str(public),
+                      "-Wno-fatal"]
         # with waves the runner adds --trace: VCD (FST would need liblz4's headers), turned
         # into FST afterwards by cosim.waves where GTKWave's vcd2fst is installed
     log = build_dir / "build.log"
     started = time.monotonic()
+    if fresh:
+        source.write_text(_verilog())
     try:
         runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_dir=build_dir,
                      timescale=TIMESCALE, waves=waves, build_args=build_args, log_file=log,
@@ -366,6 +410,7 @@ def _run_cocotb_once(jobs, sim: str, dump: Path | None, force_build: bool) -> li
         records = test_dir / "testbench.log"
         spec.write_text(json.dumps({"jobs": [job.to_json() for job in jobs],
                                     "out": str(out), "period_ns": CLOCK_PERIOD_NS,
+                                    "job_depth": JOB_DEPTH,
                                     "log_level": logging.getLogger("cosim").getEffectiveLevel(),
                                     "log": str(records)}))
         log = test_dir / "sim.log"

@@ -1,9 +1,13 @@
 """The bench: how testbench code touches a simulated design, whatever the simulator.
 
-The driver, the memory responder and the monitor (``cosim.testbench``, ``cosim.memory``) are
-written once against :class:`Bench`, and run unchanged on the three backends: ``amaranth.sim``
-(:class:`AmaranthBench`, here) and cocotb with Icarus or Verilator (``CocotbBench`` in
-``cosim.cocotb_replay``).
+Two contracts:
+
+- :class:`HarnessBench`: a simulated ``cosim.hardware.harness.Harness``, which the cosimulation
+  (``cosim.hardware.testbench``) drives a batch at a time on all three backends:
+  ``amaranth.sim`` (:class:`AmaranthHarnessBench`, here) and cocotb with Icarus or Verilator
+  (``CocotbHarnessBench`` in ``cosim.hardware.cocotb_replay``);
+- :class:`Bench`: any component cycle by cycle (:class:`AmaranthBench`), for the unit tests of
+  the RTL components with ``cosim.hardware.memory.MemoryResponder``.
 
 Ports are named as in the exported Verilog (``python -m rtl``): a signature member's path joined
 with ``__`` (``accept__vector``, ``mem__ready``); structured ports (control words, the guest
@@ -23,8 +27,10 @@ import enum
 from typing import Protocol
 
 from amaranth.hdl import Value
+from amaranth.lib import wiring
 
-__all__ = ["AmaranthBench", "Bench", "component_ports"]
+__all__ = ["AmaranthBench", "AmaranthHarnessBench", "Bench", "HarnessBench",
+           "class_signature", "component_ports"]
 
 
 class Bench(Protocol):
@@ -38,6 +44,15 @@ class Bench(Protocol):
 
     async def tick(self) -> None:
         """Advance one clock cycle."""
+
+
+def class_signature(component_class) -> wiring.Signature:
+    """The signature a ``Component`` subclass builds from its annotations, without making an
+    instance (an instance never elaborated draws Amaranth's ``UnusedElaboratable``
+    warning)."""
+    return wiring.Signature({name: member for name, member
+                             in component_class.__annotations__.items()
+                             if isinstance(member, wiring.Member)})
 
 
 def component_ports(component) -> dict[str, Value]:
@@ -66,3 +81,56 @@ class AmaranthBench:
 
     async def tick(self) -> None:
         await self.ctx.tick()
+
+
+class HarnessBench(Protocol):
+    """A simulated harness: its ports (``start``, ``n_jobs``, ``first_job``, ``done``,
+    ``job``, ``n_results``, ``overflow``), its two memories and its clock. Ports set between
+    clock edges are sampled at the next rising edge."""
+
+    job_depth: int
+
+    def get(self, port: str) -> int:
+        """The value of a port as an unsigned integer."""
+
+    def set(self, port: str, value: int) -> None:
+        """Drive an input port from now on."""
+
+    def write_job(self, index: int, word: int) -> None:
+        """Store a job record in the job memory."""
+
+    def read_result(self, index: int) -> int:
+        """A record of the result memory."""
+
+    async def tick(self) -> None:
+        """Advance one clock cycle."""
+
+    async def until_done(self) -> None:
+        """Let the simulation run freely until ``done`` is high (then between clock edges)."""
+
+
+class AmaranthHarnessBench:
+    """A :class:`HarnessBench` over an ``amaranth.sim`` testbench context."""
+
+    def __init__(self, ctx, harness):
+        self.ctx, self.harness = ctx, harness
+        self.ports = component_ports(harness)
+        self.job_depth = harness.jobs.depth
+
+    def get(self, port: str) -> int:
+        return int(self.ctx.get(self.ports[port]))
+
+    def set(self, port: str, value: int) -> None:
+        self.ctx.set(self.ports[port], value)
+
+    def write_job(self, index: int, word: int) -> None:
+        self.ctx.set(self.harness.jobs.data[index], word)
+
+    def read_result(self, index: int) -> int:
+        return self.ctx.get(self.harness.results.data[index])
+
+    async def tick(self) -> None:
+        await self.ctx.tick()
+
+    async def until_done(self) -> None:
+        await self.ctx.tick().until(self.harness.done)

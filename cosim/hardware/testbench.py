@@ -1,33 +1,45 @@
-"""The hardware side of the cosimulation: scenarios through ``rtl.top.InterruptPath``, written
-once against :class:`~cosim.bench.Bench` so that it runs unchanged on amaranth.sim, cocotb with
-Icarus and cocotb with Verilator.
+"""The hardware side of the cosimulation: jobs through the accelerated harness
+(``cosim.hardware.harness``) around ``rtl.top.InterruptPath``, the same on amaranth.sim, cocotb
+with Icarus and cocotb with Verilator.
 
 Roles are separate:
 
-- stimulus: the scenario's events (``cosim.scenario``, frozen dataclasses);
-- :class:`PathDriver` turns the initial state and each event into port activity;
-- :class:`~cosim.memory.MemoryResponder` serves the memory port where the descriptor lives,
-  with optional wait states and other agents' posts interleaved at chosen cycles;
-- :class:`PathMonitor` turns the event strobes into transactions (:class:`VmExit`,
-  :class:`EntryFailure`, :class:`Delivery`) and samples the architectural state into an
-  :class:`~cosim.outcome.Outcome` once the path is quiescent;
-- the scoreboard (``cosim.scoreboard``) compares those outcomes with the KVM model's.
+- stimulus: the scenario's events (``cosim.scenario``, frozen dataclasses), encoded here into
+  the harness's job records (:func:`encode`);
+- driver, memory responder and monitor: the harness, in the simulator (one definition of each
+  event's stimulus, of the memory's wait states and other agents' posts, of quiescence and of
+  the drain), writing result records;
+- this module decodes the records (:func:`decode`) into transactions (:class:`Exit`,
+  :class:`EntryFailure`, :class:`Delivery`, :class:`EoiMessage`, each with its cycle) and an
+  :class:`~cosim.scenario.outcome.Outcome` per event and drain step;
+- the scoreboard (``cosim.judge``) compares those outcomes with the KVM model's.
 
-Every interrupt route reaches the hardware the same way, as a fixed interrupt accepted by L1's
-local APIC; the route only matters to KVM. Between scenarios the design is reset (``rst``)
-and preloaded, so any number of scenarios share one simulation.
+:func:`run_jobs` runs any number of jobs in one simulation through a :class:`HarnessBench`:
+it writes a batch of job records, pulses ``start``, waits for ``done`` and reads the results,
+so Python touches the simulator a few times per job instead of every cycle.
 """
 
 import logging
-import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import assert_never
 
+from amaranth.hdl import Shape
 from amaranth.lib import data
 
-from cosim.hardware.bench import Bench
-from cosim.hardware.memory import MemoryResponder, WordMemory
-from cosim.scenario.drain import MAX_DRAIN_STEPS, Impossible, SideRun, next_drain_event, settled
+from cosim.hardware.bench import HarnessBench
+from cosim.hardware.harness import (
+    DEFAULT_WAIT_MASK,
+    JOB,
+    MAX_CYCLES_PER_EVENT,
+    MAX_EVENTS,
+    MAX_POSTS,
+    RESULT,
+    EndStatus,
+    EventCode,
+    ResultKind,
+)
+from cosim.scenario.drain import Impossible, SideRun
 from cosim.scenario.format import (
     L1,
     L2,
@@ -51,29 +63,13 @@ from cosim.scenario.outcome import (
     bitmap,
     vectors,
 )
-from rtl.layouts import GuestIntrStatus, Preload
+from rtl.memory import MemOp
 from rtl.top import PathState
 
-__all__ = ["MAX_WAIT_STATES", "SETTLE_CYCLES", "ConcurrentPost", "Delivery", "EntryFailure",
-           "EoiMessage", "Exit", "HardwareHang", "Job", "PathDriver", "PathMonitor",
-           "Transaction", "run_job", "run_jobs"]
-
-#: Idle cycles after which the path counts as quiescent. Posted-interrupt processing is
-#: "active" for its whole run (however long the memory takes), and every other internal
-#: sequence shows activity within 2 cycles; 12 leaves a wide margin.
-SETTLE_CYCLES = 12
-#: A bound on any one event (a longer run is a hang: the hardware model is at fault).
-MAX_CYCLES_PER_EVENT = 2000
-#: With a non-zero seed, every memory request waits 0..MAX_WAIT_STATES cycles.
-MAX_WAIT_STATES = 3
+__all__ = ["ConcurrentPost", "Delivery", "EntryFailure", "EoiMessage", "Exit", "HardwareHang",
+           "Job", "Transaction", "decode", "encode", "run_jobs"]
 
 log = logging.getLogger(__name__)
-
-GUEST_INTR_STATUS = data.Layout.cast(GuestIntrStatus)
-PRELOAD = data.Layout.cast(Preload)
-PATH_STATE_POSTED = PathState.POSTED.value
-PATH_STATE_ROOT = PathState.ROOT.value
-
 
 # --- transactions -----------------------------------------------------------------------------
 
@@ -135,260 +131,268 @@ class Job:
     """One scenario for the hardware (the scenario itself, not a file: sweeps and random
     regressions make them in memory), the memory seed and concurrent posts.
 
-    ``seed`` 0 is zero-wait memory; any other seed draws 0..``MAX_WAIT_STATES`` wait cycles
-    per memory request from ``random.Random(seed)``.
+    ``seed`` 0 is zero-wait memory; any other seed (up to 2**32 - 1) seeds the harness's
+    LFSR, which draws ``lfsr & wait_mask`` wait cycles per memory request (0..3 by default).
     """
 
     scenario: Scenario
     seed: int = 0
     posts: tuple[ConcurrentPost, ...] = ()
+    wait_mask: int = DEFAULT_WAIT_MASK
 
     def to_json(self) -> dict:
         """The job as JSON (it crosses into the cocotb process so)."""
         return {"scenario": self.scenario.to_dict(), "path": self.scenario.path,
-                "seed": self.seed, "posts": [[p.event, p.cycle, p.vector] for p in self.posts]}
+                "seed": self.seed, "posts": [[p.event, p.cycle, p.vector] for p in self.posts],
+                "wait_mask": self.wait_mask}
 
     @classmethod
     def from_json(cls, data: dict) -> "Job":
         return cls(scenario=parse_scenario(data["scenario"], data["path"]), seed=data["seed"],
-                   posts=tuple(ConcurrentPost(*p) for p in data["posts"]))
+                   posts=tuple(ConcurrentPost(*p) for p in data["posts"]),
+                   wait_mask=data["wait_mask"])
 
 
-def desc_addr(scenario: Scenario) -> int:
-    """The descriptor's word address (a misaligned address fails the VM-entry checks, so the
-    hardware never accesses it; the outcome then shows the scenario's values)."""
-    return scenario.vmcs12.posted_intr_desc_addr & ~0x7
+
+# --- the record formats, flattened once ---------------------------------------------------
 
 
-# --- monitor ----------------------------------------------------------------------------------
+def _flatten(layout: data.Layout, prefix: str = "", offset: int = 0) -> dict[str, tuple]:
+    """``dotted.path -> (offset, width, mask)`` for every field of ``layout``, nested ones
+    included (array elements by index): the harness's layouts are the one definition of both
+    formats."""
+    fields = {}
+    for name, field in layout:
+        path, at = f"{prefix}{name}", offset + field.offset
+        width = Shape.cast(field.shape).width
+        fields[path] = (at, width, (1 << width) - 1)
+        try:
+            inner = data.Layout.cast(field.shape)
+        except TypeError:
+            continue
+        fields.update(_flatten(inner, f"{path}.", at))
+    return fields
 
 
-class PathMonitor:
-    """Observes the top level: collects strobe transactions every cycle and samples the state.
-
-    ``transactions`` holds every :class:`Exit`, :class:`EntryFailure`, :class:`Delivery` and
-    :class:`EoiMessage` in order, each with its cycle; each is also logged (``logging``,
-    logger ``cosim.hardware.testbench``, level DEBUG).
-    """
-
-    def __init__(self, bench: Bench):
-        self.bench = bench
-        self.cycle = 0
-        self.transactions: list[Transaction] = []
-
-    def _add(self, transaction: Transaction) -> None:
-        self.transactions.append(transaction)
-        log.debug("monitor: %s", transaction)
-
-    def sample(self) -> bool:
-        """Collect this cycle's strobes; returns whether the path is active."""
-        b = self.bench
-        self.cycle += 1
-        active = False
-        if b.get("vmexit"):
-            self._add(Exit(self.cycle, b.get("exit_reason"), b.get("exit_intr_info")))
-            active = True
-        if b.get("entry_failed"):
-            self._add(EntryFailure(self.cycle, b.get("entry_error")))
-            active = True
-        if b.get("delivered__valid"):
-            self._add(Delivery(self.cycle, b.get("delivered__vector")))
-            active = True
-        if b.get("eoi_message__valid"):
-            self._add(EoiMessage(self.cycle, b.get("eoi_message__vector")))
-            active = True
-        return active or b.get("state") == PATH_STATE_POSTED
-
-    def state(self) -> str:
-        """The path's state for a hang report: its mode and the ports that show progress."""
-        b = self.bench
-        return (f"state={PathState(b.get('state')).name} mem__valid={b.get('mem__valid')} "
-                f"mem__op={b.get('mem__op')} mem__addr={b.get('mem__addr'):#x} "
-                f"irr={b.get('irr'):#x} isr={b.get('isr'):#x} virr={b.get('virr'):#x}")
-
-    @property
-    def mode(self) -> str:
-        """The guest that runs: L1 in VMX root operation, else L2."""
-        return L1 if self.bench.get("state") == PATH_STATE_ROOT else L2
-
-    def outcome(self, since: int, memory: WordMemory, addr: int) -> Outcome:
-        """The outcome record: the strobes since transaction ``since`` and the state now."""
-        b = self.bench
-        new = self.transactions[since:]
-        exits = [VmExit(reason=t.reason, intr_info=t.intr_info) for t in new
-                 if isinstance(t, Exit)]
-        errors = [t.error for t in new if isinstance(t, EntryFailure)]
-        delivered = tuple(t.vector for t in self.transactions if isinstance(t, Delivery))
-        eois = tuple(t.vector for t in self.transactions if isinstance(t, EoiMessage))
-        desc = memory.load_descriptor(addr)
-        status = GUEST_INTR_STATUS.from_bits(b.get("status"))
-        return Outcome(
-            vmexit=exits[-1] if exits else None,
-            vmentry_error=errors[-1] if errors else None,
-            mode=self.mode,
-            l1_apic=L1ApicOutcome(irr=vectors(b.get("irr")), isr=vectors(b.get("isr")),
-                                  ppr=b.get("ppr"), eoi_messages=eois),
-            pid=PidOutcome(pir=vectors(desc["pir"]), on=desc["on"], sn=desc["sn"]),
-            l2=L2Outcome(virr=vectors(b.get("virr")), visr=vectors(b.get("visr")),
-                         rvi=status.rvi, svi=status.svi, vppr=b.get("vppr"),
-                         delivered=delivered),
-        )
+JOB_FIELDS = _flatten(JOB)
+RESULT_FIELDS = _flatten(RESULT)
+_DRAIN_EVENTS = {EventCode.EOI.value: EoiEvent(), EventCode.VM_ENTRY.value: VmEntryEvent(),
+                 EventCode.L2_EOI.value: L2EoiEvent()}
+_ROOT = PathState.ROOT.value
 
 
-# --- driver -----------------------------------------------------------------------------------
+def _pack(fields: dict[str, tuple], values: dict[str, int]) -> int:
+    word = 0
+    for path, value in values.items():
+        offset, _width, mask = fields[path]
+        if value & ~mask:
+            raise ValueError(f"{path} = {value:#x} does not fit in the harness's field")
+        word |= value << offset
+    return word
 
 
-class PathDriver:
-    """Drives the top level: reset, the scenario's initial state, then each event.
+class _Fields:
+    """Reads the fields under ``prefix`` of one result word."""
 
-    Every cycle goes through :meth:`cycle`: the memory responder answers, the clock ticks,
-    the monitor samples.
-    """
+    __slots__ = ("prefix", "word")
 
-    IDLE_INPUTS = ("accept__valid", "accept__vector", "accept__level", "eoi",
-                   "tpr_write__valid", "tpr_write__value", "l2_eoi", "l2_tpr_write__valid",
-                   "l2_tpr_write__value", "vm_entry", "blocking", "load", "mem__ready",
-                   "mem__rdata")
+    def __init__(self, word: int, prefix: str):
+        self.word, self.prefix = word, prefix
 
-    def __init__(self, bench: Bench, monitor: PathMonitor, responder: MemoryResponder):
-        self.bench, self.monitor, self.responder = bench, monitor, responder
+    def __getitem__(self, name: str) -> int:
+        offset, _width, mask = RESULT_FIELDS[self.prefix + name]
+        return self.word >> offset & mask
 
-    async def cycle(self) -> bool:
-        self.responder.serve(self.bench)
-        await self.bench.tick()
-        return self.monitor.sample()
 
-    async def settle(self) -> None:
-        """Run until nothing happened for ``SETTLE_CYCLES`` cycles; a hang raises
-        :class:`HardwareHang` with the last transactions and the state."""
-        idle = 0
-        for _ in range(MAX_CYCLES_PER_EVENT):
-            idle = 0 if await self.cycle() else idle + 1
-            if idle >= SETTLE_CYCLES:
-                return
-        last = self.monitor.transactions[-8:]
-        raise HardwareHang(
-            f"the hardware model did not settle within {MAX_CYCLES_PER_EVENT} cycles (cycle "
-            f"{self.monitor.cycle}); last transactions: "
-            + (", ".join(map(str, last)) or "none") + f"; {self.monitor.state()}")
+def _event_fields(event: Event) -> tuple[EventCode, int]:
+    match event:
+        case InterruptEvent():  # every route (and in_l0, a KVM-side notion) arrives alike
+            return EventCode.INTERRUPT, event.vector
+        case PostEvent():
+            return EventCode.POST, event.vector
+        case EoiEvent():
+            return EventCode.EOI, 0
+        case TprEvent():
+            return EventCode.TPR, event.value
+        case VmEntryEvent():
+            return EventCode.VM_ENTRY, 0
+        case L2EoiEvent():
+            return EventCode.L2_EOI, 0
+        case L2TprEvent():
+            return EventCode.L2_TPR, event.value
+        case _:
+            assert_never(event)
 
-    async def strobe(self, port: str, **values: int) -> None:
-        for name, value in values.items():
-            self.bench.set(name, value)
-        self.bench.set(port, 1)
-        await self.cycle()
-        self.bench.set(port, 0)
 
-    async def start(self, scenario: Scenario) -> None:
-        """Reset, preload the initial state and, for ``start = "l2"``, enter L2."""
-        b, s, c = self.bench, scenario, scenario.vmcs12
-        for port in self.IDLE_INPUTS:
-            b.set(port, 0)
-        b.set("rst", 1)
-        await b.tick()
-        b.set("rst", 0)
-        for port, value in c.control_words().items():
-            b.set(port, value)
-        b.set("posted_intr_nv", c.posted_intr_nv)
-        b.set("posted_intr_desc_addr", c.posted_intr_desc_addr)
-        b.set("maxphyaddr", s.maxphyaddr)
-        b.set("spurious_vector", s.l1_apic.spurious_vector)
-        b.set("rflags_if", int(s.l2.rflags_if))
-        b.set("preload", PRELOAD.const({
-            "lapic": {"irr": bitmap(s.l1_apic.irr), "isr": bitmap(s.l1_apic.isr),
-                      "tmr": bitmap(s.l1_apic.tmr), "tpr": s.l1_apic.tpr},
-            "vapic": {"virr": bitmap(s.l2.virr), "visr": bitmap(s.l2.visr), "vtpr": s.l2.vtpr,
-                      "status": {"rvi": s.l2.rvi, "svi": s.l2.svi}},
-            "non_root": 0}).as_bits())
-        b.set("load", 1)
-        await self.cycle()
-        b.set("load", 0)
-        if s.start == "l2":  # L2 runs after a VM entry that passed its checks
-            await self.strobe("vm_entry")
-        await self.settle()
+def encode(job: Job) -> int:
+    """The job as one :class:`~cosim.hardware.harness.JobRecord` word."""
+    s, c, p = job.scenario, job.scenario.vmcs12, job.scenario.pid
+    if not s.events or len(s.events) > MAX_EVENTS:
+        raise ValueError(f"{s.name}: the harness runs 1 to {MAX_EVENTS} events per scenario, "
+                         f"not {len(s.events)}")
+    if len(job.posts) > MAX_POSTS:
+        raise ValueError(f"{s.name}: the harness takes at most {MAX_POSTS} concurrent posts")
+    values = {**c.control_words(), "posted_intr_nv": c.posted_intr_nv,
+              "posted_intr_desc_addr": c.posted_intr_desc_addr, "maxphyaddr": s.maxphyaddr,
+              "spurious_vector": s.l1_apic.spurious_vector, "rflags_if": int(s.l2.rflags_if),
+              "start_l2": int(s.start == L2),
+              "preload.lapic.irr": bitmap(s.l1_apic.irr),
+              "preload.lapic.isr": bitmap(s.l1_apic.isr),
+              "preload.lapic.tmr": bitmap(s.l1_apic.tmr), "preload.lapic.tpr": s.l1_apic.tpr,
+              "preload.vapic.virr": bitmap(s.l2.virr), "preload.vapic.visr": bitmap(s.l2.visr),
+              "preload.vapic.vtpr": s.l2.vtpr, "preload.vapic.status.rvi": s.l2.rvi,
+              "preload.vapic.status.svi": s.l2.svi,
+              "descriptor.pir": bitmap(p.pir), "descriptor.notify.on": int(p.on),
+              "descriptor.notify.sn": int(p.sn), "descriptor.notify.nv": p.nv,
+              "descriptor.notify.ndst": p.ndst,
+              "seed": job.seed, "wait_mask": job.wait_mask, "n_events": len(s.events)}
+    for i, event in enumerate(s.events):
+        code, operand = _event_fields(event)
+        values[f"events.{i}.kind"] = code.value
+        values[f"events.{i}.value"] = operand
+    for i, post in enumerate(job.posts):
+        values.update({f"posts.{i}.valid": 1, f"posts.{i}.event": post.event,
+                       f"posts.{i}.cycle": post.cycle, f"posts.{i}.vector": post.vector})
+    try:
+        return _pack(JOB_FIELDS, values)
+    except ValueError as exc:
+        raise ValueError(f"{s.name}: {exc}") from None
 
-    async def apply(self, event: Event, memory: WordMemory, addr: int) -> None:
-        """Apply one event, then run until the path is quiescent."""
-        log.debug("driver: cycle %d: %s", self.monitor.cycle, event)
-        match event:
-            case InterruptEvent():  # every route (and in_l0, a KVM-side notion) arrives alike
-                await self.strobe("accept__valid", accept__vector=event.vector, accept__level=0)
-            case PostEvent():
-                memory.post_pir(addr, event.vector)
-                memory.post_on(addr)
-            case EoiEvent():
-                await self.strobe("eoi")
-            case TprEvent():
-                await self.strobe("tpr_write__valid", tpr_write__value=event.value)
-            case VmEntryEvent():
-                await self.strobe("vm_entry")
-            case L2EoiEvent():
-                await self.strobe("l2_eoi")
-            case L2TprEvent():
-                await self.strobe("l2_tpr_write__valid", l2_tpr_write__value=event.value)
-            case _:
-                assert_never(event)
-        await self.settle()
+
+# --- decoding ---------------------------------------------------------------------------------
+
+
+def _transactions(r: _Fields) -> Iterator[Transaction]:
+    """A cycle record's transactions, in the order the old per-cycle monitor added them."""
+    cycle = r["cycle"]
+    if r["vmexit"]:
+        yield Exit(cycle, r["exit_reason"], r["exit_intr_info"])
+    if r["entry_failed"]:
+        yield EntryFailure(cycle, r["entry_error"])
+    if r["delivered"]:
+        yield Delivery(cycle, r["delivered_vector"])
+    if r["eoi_message"]:
+        yield EoiMessage(cycle, r["eoi_vector"])
+
+
+def _outcome(snap: _Fields, new: list[Transaction], delivered: tuple[int, ...],
+             eois: tuple[int, ...]) -> Outcome:
+    exits = [VmExit(reason=t.reason, intr_info=t.intr_info) for t in new
+             if isinstance(t, Exit)]
+    errors = [t.error for t in new if isinstance(t, EntryFailure)]
+    return Outcome(
+        vmexit=exits[-1] if exits else None,
+        vmentry_error=errors[-1] if errors else None,
+        mode=L1 if snap["state"] == _ROOT else L2,
+        l1_apic=L1ApicOutcome(irr=vectors(snap["irr"]), isr=vectors(snap["isr"]),
+                              ppr=snap["ppr"], eoi_messages=eois),
+        pid=PidOutcome(pir=vectors(snap["pir"]), on=bool(snap["on"]), sn=bool(snap["sn"])),
+        l2=L2Outcome(virr=vectors(snap["virr"]), visr=vectors(snap["visr"]),
+                     rvi=snap["status.rvi"], svi=snap["status.svi"], vppr=snap["vppr"],
+                     delivered=delivered),
+    )
+
+
+def decode(records: list[int], jobs: list[Job]) -> list[SideRun]:
+    """The side runs of ``jobs`` from their result records, in order (each job's records
+    end with an ``END`` record). Transactions, memory operations and events are logged
+    (logger ``cosim.hardware.testbench``, level DEBUG) with their cycles."""
+    runs: list[SideRun] = []
+    it = iter(records)
+    debug = log.isEnabledFor(logging.DEBUG)
+    for job in jobs:
+        events = job.scenario.events
+        transactions: list[Transaction] = []
+        outcomes: list[Outcome] = []
+        drain: list[tuple[Event, Outcome]] = []
+        delivered: tuple[int, ...] = ()
+        eois: tuple[int, ...] = ()
+        since = 0
+        last_snapshot = None
+        for word in it:
+            kind = word & 3  # ResultKind is the record's first field
+            if kind == ResultKind.CYCLE.value:
+                r = _Fields(word, "body.cycle.")
+                if debug and r["mem_served"]:
+                    log.debug("memory: cycle %d: %s %#x -> old %#x", r["cycle"] - 1,
+                              MemOp(r["mem_op"]).name, r["mem_addr"], r["mem_old"])
+                for t in _transactions(r):
+                    if debug:
+                        log.debug("monitor: %s", t)
+                    transactions.append(t)
+                    if isinstance(t, Delivery):
+                        delivered += (t.vector,)
+                    elif isinstance(t, EoiMessage):
+                        eois += (t.vector,)
+            elif kind == ResultKind.STEP.value:
+                r = _Fields(word, "body.step.")
+                last_snapshot = _Fields(word, "body.step.snapshot.")
+                outcome = _outcome(last_snapshot, transactions[since:], delivered, eois)
+                since = len(transactions)
+                if r["drain"]:
+                    event = _DRAIN_EVENTS[r["event"]]
+                    drain.append((event, outcome))
+                else:
+                    event = events[len(outcomes)]
+                    outcomes.append(outcome)
+                if debug:
+                    log.debug("driver: cycle %d: %s", r["start"], event)
+            else:
+                r = _Fields(word, "body.end.")
+                status = EndStatus(r["status"])
+                cycles = r["cycle"]
+                if status is EndStatus.DONE or status is EndStatus.UNSETTLED:
+                    runs.append(SideRun(tuple(outcomes), tuple(drain),
+                                        drain_settled=status is EndStatus.DONE, cycles=cycles))
+                elif status is EndStatus.IMPOSSIBLE:
+                    i = r["index"]
+                    mode = L1 if r["state"] == _ROOT else L2
+                    runs.append(SideRun(tuple(outcomes), impossible=Impossible(i, events[i], mode),
+                                        cycles=cycles))
+                elif status is EndStatus.HANG:
+                    assert last_snapshot is not None
+                    last = transactions[-8:]
+                    raise HardwareHang(
+                        f"the hardware model did not settle within {MAX_CYCLES_PER_EVENT} "
+                        f"cycles (cycle {cycles}); last transactions: "
+                        + (", ".join(map(str, last)) or "none")
+                        + f"; state={PathState(r['state']).name} mem__valid={r['mem_valid']} "
+                        f"mem__op={r['mem_op']} mem__addr={r['mem_addr']:#x} "
+                        f"irr={last_snapshot['irr']:#x} isr={last_snapshot['isr']:#x} "
+                        f"virr={last_snapshot['virr']:#x}")
+                else:
+                    raise HardwareHang(f"{job.scenario.name}: the hardware model accessed "
+                                       "memory outside the posted-interrupt descriptor")
+                break
+        else:
+            raise RuntimeError(f"the harness's results end before job {job.scenario.name}'s")
+    return runs
 
 
 # --- running jobs -----------------------------------------------------------------------------
 
 
-async def run_job(bench: Bench, job: Job) -> SideRun:
-    """One scenario on the bench: an outcome per event (start-up effects are part of the first
-    event's outcome, as for the KVM model), then the drain (``cosim.drain``). An event that
-    cannot happen in the mode the hardware is in stops the run there (no drain)."""
-    scenario = job.scenario
-    memory = WordMemory()
-    addr = desc_addr(scenario)
-    p = scenario.pid
-    memory.store_descriptor(addr, bitmap(p.pir), p.on, p.sn, p.nv, p.ndst)
-    rng = random.Random(job.seed) if job.seed else None
-    latency = (lambda: rng.randint(0, MAX_WAIT_STATES)) if rng else (lambda: 0)
-    current = {"event": -1, "start": 0}
-    pending = {(post.event, post.cycle): post for post in job.posts}
-
-    def interleave(cycle: int, mem: WordMemory) -> None:
-        at = cycle - current["start"]
-        if (post := pending.get((current["event"], at))) is not None:
-            mem.post_pir(addr, post.vector)
-        if (post := pending.get((current["event"], at - 1))) is not None:
-            mem.post_on(addr)
-
-    responder = MemoryResponder(memory, latency=latency, interleave=interleave)
-    monitor = PathMonitor(bench)
-    driver = PathDriver(bench, monitor, responder)
-    await driver.start(scenario)
-    outcomes: list[Outcome] = []
-    since = 0
-
-    async def step(event: Event) -> Outcome:
-        nonlocal since
-        await driver.apply(event, memory, addr)
-        outcome = monitor.outcome(since, memory, addr)
-        since = len(monitor.transactions)
-        return outcome
-
-    for i, event in enumerate(scenario.events):
-        if monitor.mode not in event.modes:
-            return SideRun(tuple(outcomes), impossible=Impossible(i, event, monitor.mode),
-                           cycles=monitor.cycle)
-        current["event"], current["start"] = i, responder.cycle
-        outcomes.append(await step(event))
-    current["event"] = -1  # other agents' posts belong to the scenario's events
-    drain: list[tuple[Event, Outcome]] = []
-    last = outcomes[-1]
-    for _ in range(MAX_DRAIN_STEPS):
-        if (drain_event := next_drain_event(last)) is None:
-            return SideRun(tuple(outcomes), tuple(drain), cycles=monitor.cycle)
-        outcome = await step(drain_event)
-        drain.append((drain_event, outcome))
-        if settled(last, outcome):
-            return SideRun(tuple(outcomes), tuple(drain), cycles=monitor.cycle)
-        last = outcome
-    return SideRun(tuple(outcomes), tuple(drain), drain_settled=False, cycles=monitor.cycle)
-
-
-async def run_jobs(bench: Bench, jobs: list[Job]) -> list[SideRun]:
-    """Every job in one simulation, one after the other (reset between them)."""
-    return [await run_job(bench, job) for job in jobs]
+async def run_jobs(bench: HarnessBench, jobs: list[Job]) -> list[SideRun]:
+    """Every job in one simulation: batches of job records, each run by the harness on its
+    own; the results decoded."""
+    runs: list[SideRun] = []
+    for at in range(0, len(jobs), bench.job_depth):
+        batch = jobs[at:at + bench.job_depth]
+        for i, job in enumerate(batch):
+            bench.write_job(i, encode(job))
+        first = 0
+        while first < len(batch):
+            bench.set("n_jobs", len(batch))
+            bench.set("first_job", first)
+            bench.set("start", 1)
+            await bench.tick()
+            bench.set("start", 0)
+            await bench.until_done()
+            if bench.get("overflow"):
+                raise RuntimeError(f"{batch[first].scenario.name}: one job's results do not fit "
+                                   "the harness's result memory")
+            done = bench.get("job")
+            records = [bench.read_result(i) for i in range(bench.get("n_results"))]
+            runs += decode(records, batch[first:done])
+            first = done
+    return runs

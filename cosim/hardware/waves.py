@@ -42,9 +42,9 @@ def port_shapes() -> dict[str, tuple[int, type | None]]:
     """``signal -> (width, enum or None)`` for the ports of the design and its submodules,
     named as in :data:`GROUPS`."""
     from amaranth.hdl import Shape
-    from amaranth.lib import wiring
     from amaranth.lib.enum import EnumType
 
+    from cosim.hardware.bench import class_signature
     from rtl.lapic import LocalApic
     from rtl.posted_interrupt import PostedInterruptUnit
     from rtl.top import InterruptPath
@@ -53,12 +53,7 @@ def port_shapes() -> dict[str, tuple[int, type | None]]:
     shapes = {}
     for prefix, component in (("", InterruptPath), ("lapic.", LocalApic),
                               ("pi.", PostedInterruptUnit), ("vapic.", VirtualInterrupt)):
-        # the signature a Component builds from its annotations, without making an instance
-        # that would never be elaborated
-        signature = wiring.Signature({name: member for name, member
-                                      in component.__annotations__.items()
-                                      if isinstance(member, wiring.Member)})
-        for path, member in signature.members.flatten():
+        for path, member in class_signature(component).members.flatten():
             if member.is_port:
                 shape = member.shape
                 shapes[prefix + "__".join(map(str, path))] = (
