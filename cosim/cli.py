@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cosim.hardware.backends import SIMS
+from cosim.hardware.testbench import MAX_SEED
 from cosim.reference.kvm import run_beside, run_model
 from cosim.report.text import print_model, print_verdict, summary_line
 from cosim.scenario.format import Scenario, ScenarioError, load_scenario
@@ -86,7 +87,7 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="where --waves writes (default: %(default)s)")
     replay.add_argument("--seed", type=_seed, default=0, metavar="S",
                         help="memory wait states: 0 (default) none, else 0-3 cycles per "
-                             "request drawn from this seed")
+                             "request drawn by an LFSR seeded with S (up to 2**32 - 1)")
     replay.add_argument("--json", action="store_true",
                         help="one JSON document per scenario and version on standard output")
     replay.add_argument("--all-fields", action="store_true",
@@ -132,12 +133,13 @@ def _workers(text: str) -> int:
 
 
 def _seed(text: str) -> int:
+    allowed = f"an integer from 0 to {MAX_SEED}"
     try:
         value = int(text, 0)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: an integer >= 0") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: an integer >= 0")
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: {allowed}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: {allowed}")
     return value
 
 

@@ -238,7 +238,9 @@ def test_replay_bad_file_names_file_and_key(tmp_path, capsys):
 def test_replay_bad_arguments_exit_2():
     for args, message in [
         (["--sim", "modelsim"], "argument --sim: invalid choice: 'modelsim'"),
-        (["--seed", "-1"], "argument --seed: invalid seed '-1': an integer >= 0"),
+        (["--seed", "-1"], "argument --seed: invalid seed '-1': an integer from 0 to 4294967295"),
+        (["--seed", "0x100000000"],
+         "argument --seed: invalid seed '0x100000000': an integer from 0 to 4294967295"),
         (["--kvm", "6.9"], "argument --kvm: invalid choice: '6.9'"),
         (["--workers", "0"], "argument --workers: invalid worker count '0': an integer >= 1"),
     ]:

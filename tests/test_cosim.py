@@ -182,21 +182,25 @@ def test_verbose_logs_the_transactions_with_their_cycles(capsys):
         logger.handlers.clear()
         logger.setLevel(logging.NOTSET)
     err = capsys.readouterr().err.splitlines()
-    assert ("cosim.hardware.testbench: driver: cycle 14: InterruptEvent(vector=255, "
-            "route='ipiv', in_l0=False)") in err
-    assert "cosim.hardware.memory: memory: cycle 16: AND 0x10020 -> old 0xff0001" in err
-    assert "cosim.hardware.testbench: monitor: Delivery(cycle=24, vector=65)" in err
+    driver = ("cosim.hardware.testbench: driver: cycle 14: InterruptEvent(vector=255, "
+              "route='ipiv', in_l0=False)")
+    assert driver in err
+    memory = "cosim.hardware.testbench: memory: cycle 16: AND 0x10020 -> old 0xff0001"
+    delivery = "cosim.hardware.testbench: monitor: Delivery(cycle=24, vector=65)"
+    assert memory in err and delivery in err
+    # in time order: the event, the descriptor's operations, the delivery
+    assert err.index(driver) < err.index(memory) < err.index(delivery)
 
 
-def test_a_hang_reports_the_last_transactions_and_the_state(monkeypatch):
-    """Memory that (almost) never answers: the event does not settle, and the error names
-    the cycle, the last transactions and the path's state."""
+def test_a_hang_reports_the_last_transactions_and_the_state():
+    """Memory that (almost) never answers (65535 wait cycles for the first request): the
+    event does not settle, and the error names the cycle, the last transactions and the
+    path's state."""
     import cosim.hardware.testbench as testbench
 
-    monkeypatch.setattr(testbench, "MAX_WAIT_STATES", 10**6)
     scenario = load_scenario(Path(__file__).parent.parent / "scenarios" / "seed-ipiv.toml")
     with pytest.raises(testbench.HardwareHang) as info:
-        simulate([Job(scenario, seed=1)], "amaranth")
+        simulate([Job(scenario, seed=0xFFFF, wait_mask=0xFFFF)], "amaranth")
     message = str(info.value)
     assert message.startswith("the hardware model did not settle within 2000 cycles (cycle ")
     assert "last transactions: none; state=POSTED mem__valid=1" in message

@@ -23,7 +23,7 @@ DESC = 0x10000
 
 def test_committed_filters_match_the_rtl_enums():
     assert sorted(p.stem for p in FILTER_DIR.glob("*.txt")) == sorted(enums()) == [
-        "ExitReason", "MemOp", "PathState", "PiState"]
+        "ExitReason", "MemOp", "PathState", "Phase", "PiState"]
     for name, enum_type in enums().items():
         assert (FILTER_DIR / f"{name}.txt").read_text() == filter_text(enum_type), name
     assert (FILTER_DIR / "PiState.txt").read_text().splitlines()[1:] == [
@@ -119,9 +119,9 @@ def test_posted_interrupt_processing_order_on_the_wires(tmp_path):
     scenario = load_scenario(SEED)
     (run,) = simulate([Job(scenario)], "amaranth", tmp_path)
     vcd = VCDVCD(str(run.waves.with_suffix(".vcd")))
-    top = "bench.top.top"
+    top = "bench.top.dut"
 
-    c = Cycles(vcd, "bench.top.top")
+    c = Cycles(vcd, top)
     inta = c.when(lambda t: c.get("lapic.inta__valid", t) and c.get("lapic.inta__vector", t)
                   == 0xFF)
     assert len(inta) == 1

@@ -67,7 +67,7 @@ from rtl.memory import MemOp
 from rtl.top import PathState
 
 __all__ = ["ConcurrentPost", "Delivery", "EntryFailure", "EoiMessage", "Exit", "HardwareHang",
-           "Job", "Transaction", "decode", "encode", "run_jobs"]
+           "MAX_SEED", "Job", "Transaction", "decode", "encode", "run_jobs"]
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +131,9 @@ class Job:
     """One scenario for the hardware (the scenario itself, not a file: sweeps and random
     regressions make them in memory), the memory seed and concurrent posts.
 
-    ``seed`` 0 is zero-wait memory; any other seed (up to 2**32 - 1) seeds the harness's
-    LFSR, which draws ``lfsr & wait_mask`` wait cycles per memory request (0..3 by default).
+    ``seed`` 0 is zero-wait memory; any other seed (up to :data:`MAX_SEED`) seeds the
+    harness's LFSR, which draws ``lfsr & wait_mask`` wait cycles per memory request (0..3 by
+    default).
     """
 
     scenario: Scenario
@@ -176,6 +177,8 @@ def _flatten(layout: data.Layout, prefix: str = "", offset: int = 0) -> dict[str
 
 JOB_FIELDS = _flatten(JOB)
 RESULT_FIELDS = _flatten(RESULT)
+#: The largest memory seed (the width of the job record's seed field).
+MAX_SEED = JOB_FIELDS["seed"][2]
 _DRAIN_EVENTS = {EventCode.EOI.value: EoiEvent(), EventCode.VM_ENTRY.value: VmEntryEvent(),
                  EventCode.L2_EOI.value: L2EoiEvent()}
 _ROOT = PathState.ROOT.value
@@ -309,16 +312,18 @@ def decode(records: list[int], jobs: list[Job]) -> list[SideRun]:
         eois: tuple[int, ...] = ()
         since = 0
         last_snapshot = None
+        lines: list[tuple[int, int, str]] = []  # (cycle, order, text): the log, in time order
         for word in it:
             kind = word & 3  # ResultKind is the record's first field
             if kind == ResultKind.CYCLE.value:
                 r = _Fields(word, "body.cycle.")
                 if debug and r["mem_served"]:
-                    log.debug("memory: cycle %d: %s %#x -> old %#x", r["cycle"] - 1,
-                              MemOp(r["mem_op"]).name, r["mem_addr"], r["mem_old"])
+                    lines.append((r["cycle"] - 1, 1, f"memory: cycle {r['cycle'] - 1}: "
+                                  f"{MemOp(r['mem_op']).name} {r['mem_addr']:#x} -> old "
+                                  f"{r['mem_old']:#x}"))
                 for t in _transactions(r):
                     if debug:
-                        log.debug("monitor: %s", t)
+                        lines.append((t.cycle, 2, f"monitor: {t}"))
                     transactions.append(t)
                     if isinstance(t, Delivery):
                         delivered += (t.vector,)
@@ -336,7 +341,10 @@ def decode(records: list[int], jobs: list[Job]) -> list[SideRun]:
                     event = events[len(outcomes)]
                     outcomes.append(outcome)
                 if debug:
-                    log.debug("driver: cycle %d: %s", r["start"], event)
+                    lines.append((r["start"], 0, f"driver: cycle {r['start']}: {event}"))
+                    for *_, text in sorted(lines):
+                        log.debug("%s", text)
+                    lines.clear()
             else:
                 r = _Fields(word, "body.end.")
                 status = EndStatus(r["status"])

@@ -33,25 +33,29 @@ __all__ = [
 
 FILTER_DIR = Path(__file__).resolve().parents[2] / "waveforms" / "filters"
 
-#: the design's scope in each backend's dump (amaranth.sim: the harness module "top" holding
-#: the design "top", under the writer's "bench")
-_SCOPES = {"icarus": "pi_cosim_top", "verilator": "pi_cosim_top", "amaranth": "bench.top.top"}
+#: the harness's scope in each backend's dump (amaranth.sim: the toplevel "top" under the
+#: writer's "bench"); the design is its submodule "dut"
+_SCOPES = {"icarus": "pi_cosim_harness", "verilator": "pi_cosim_harness",
+           "amaranth": "bench.top"}
+#: signals named ``harness.X`` are the harness's own (which job, event and phase run)
+HARNESS = "harness."
 
 @functools.cache
 def port_shapes() -> dict[str, tuple[int, type | None]]:
-    """``signal -> (width, enum or None)`` for the ports of the design and its submodules,
-    named as in :data:`GROUPS`."""
+    """``signal -> (width, enum or None)`` for the ports of the harness (``harness.job``),
+    of the design and of its submodules, named as in :data:`GROUPS`."""
     from amaranth.hdl import Shape
     from amaranth.lib.enum import EnumType
 
     from cosim.hardware.bench import class_signature
+    from cosim.hardware.harness import Harness
     from rtl.lapic import LocalApic
     from rtl.posted_interrupt import PostedInterruptUnit
     from rtl.top import InterruptPath
     from rtl.virtual_interrupt import VirtualInterrupt
 
     shapes = {}
-    for prefix, component in (("", InterruptPath), ("lapic.", LocalApic),
+    for prefix, component in ((HARNESS, Harness), ("", InterruptPath), ("lapic.", LocalApic),
                               ("pi.", PostedInterruptUnit), ("vapic.", VirtualInterrupt)):
         for path, member in class_signature(component).members.flatten():
             if member.is_port:
@@ -65,6 +69,7 @@ def port_shapes() -> dict[str, tuple[int, type | None]]:
 #: its submodules ``lapic``, ``pi`` and ``vapic`` (``rtl.top.InterruptPath``), which stands for
 #: all its ports in signature order.
 MEMBERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("harness", ("harness.job", "harness.event_index", "harness.phase")),
     ("L1 APIC", ("accept", "irr", "isr", "tmr", "tpr", "ppr", "lapic.intr", "lapic.inta",
                  "eoi", "eoi_message")),
     ("PI unit", ("state", "pi.state", "pi.eoi", "pi.merge", "pi.done", "posted_intr_nv",
@@ -109,7 +114,8 @@ def _name(sim: str, signal: str, width: int, enum: bool) -> str:
     """GTKWave's name for a signal: vectors carry their bit range, except amaranth.sim's
     enums, which its VCD writer dumps as strings."""
     ranged = width > 1 and not (enum and sim == "amaranth")
-    return f"{_SCOPES[sim]}.{signal}" + (f"[{width - 1}:0]" if ranged else "")
+    path = signal.removeprefix(HARNESS) if signal.startswith(HARNESS) else f"dut.{signal}"
+    return f"{_SCOPES[sim]}.{path}" + (f"[{width - 1}:0]" if ranged else "")
 
 
 def finish_dump(dump: Path) -> Path:
