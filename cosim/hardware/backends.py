@@ -14,7 +14,6 @@ install it; a simulation that fails raises :class:`SimulationFailed` with the lo
 import functools
 import hashlib
 import json
-import logging
 import os
 import re
 import shutil
@@ -26,14 +25,13 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from cosim.hardware.testbench import Job, run_jobs
+from cosim.hardware.testbench import Job, decode, encode, run_jobs
 from cosim.scenario.drain import SideRun
 from cosim.scenario.outcome import Outcome
 
 __all__ = ["SIMS", "HardwareRun", "SimulationFailed", "SimulatorUnavailable", "build_root",
            "simulate"]
 
-logger = logging.getLogger(__name__)
 
 SIMS = ("amaranth", "icarus", "verilator")
 TOPLEVEL = "pi_cosim_harness"
@@ -407,12 +405,9 @@ def _run_cocotb_once(jobs, sim: str, dump: Path | None, force_build: bool) -> li
         test_dir = Path(tmp)
         spec = test_dir / "jobs.json"
         out = test_dir / "outcomes.json"
-        records = test_dir / "testbench.log"
-        spec.write_text(json.dumps({"jobs": [job.to_json() for job in jobs],
+        spec.write_text(json.dumps({"jobs": [f"{encode(job):x}" for job in jobs],
                                     "out": str(out), "period_ns": CLOCK_PERIOD_NS,
-                                    "job_depth": JOB_DEPTH,
-                                    "log_level": logging.getLogger("cosim").getEffectiveLevel(),
-                                    "log": str(records)}))
+                                    "job_depth": JOB_DEPTH}))
         log = test_dir / "sim.log"
         plusargs, test_args = [], []
         if dump is not None and sim == "icarus":
@@ -435,11 +430,8 @@ def _run_cocotb_once(jobs, sim: str, dump: Path | None, force_build: bool) -> li
         if tests != 1 or failed or not out.exists():
             raise SimulationFailed(_failure(sim, log, f"{failed} of {tests} cocotb tests "
                                                       "failed"))
-        if records.exists():  # the testbench's log records, re-emitted in this process
-            for line in records.read_text().splitlines():
-                logger.debug("%s: %s", sim, line)
-        data = json.loads(out.read_text())
-    return [SideRun.from_json(side) for side in data]
+        records = [int(word, 16) for word in json.loads(out.read_text())]
+    return decode(records, jobs)
 
 
 def _failure(sim: str, log: Path, reason) -> str:

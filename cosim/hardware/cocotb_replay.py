@@ -10,7 +10,6 @@ clock is cocotb's GPI clock).
 """
 
 import json
-import logging
 import os
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from cosim.hardware.testbench import Job, run_jobs
+from cosim.hardware.testbench import run_encoded
 
 __all__ = ["CocotbHarnessBench", "replay"]
 
@@ -62,17 +61,9 @@ class CocotbHarnessBench:
 
 @cocotb.test()
 async def replay(dut):
-    """Every job of the run, one after the other, in this simulation."""
+    """Every encoded job of the run, one batch after the other, in this simulation; the
+    result records go back undecoded (the parent process decodes and logs them)."""
     spec = json.loads(Path(os.environ["PI_COSIM_JOBS"]).read_text())
-    jobs = [Job.from_json(j) for j in spec["jobs"]]
-    # the parent's log level for the testbench's loggers; their records go to a file the
-    # parent re-emits (cocotb's own handler writes to the simulator log)
-    logger = logging.getLogger("cosim")
-    logger.setLevel(spec["log_level"])
-    if spec["log_level"] <= logging.DEBUG:
-        handler = logging.FileHandler(spec["log"])
-        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-        logger.addHandler(handler)
     dut.rst.value = 0
     dut.start.value = 0
     Clock(dut.clk, spec["period_ns"], unit="ns", impl="gpi").start(start_high=False)
@@ -80,5 +71,6 @@ async def replay(dut):
     # a falling edge)
     await RisingEdge(dut.clk)
     await FallingEdge(dut.clk)
-    results = await run_jobs(CocotbHarnessBench(dut, spec["job_depth"]), jobs)
-    Path(spec["out"]).write_text(json.dumps([side.to_json() for side in results]))
+    records = await run_encoded(CocotbHarnessBench(dut, spec["job_depth"]),
+                                [int(word, 16) for word in spec["jobs"]])
+    Path(spec["out"]).write_text(json.dumps([f"{r:x}" for r in records]))

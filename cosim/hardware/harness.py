@@ -47,7 +47,7 @@ counts and every race are exactly those of a testbench that steps the design cyc
 import functools
 import operator
 
-from amaranth.hdl import Const, EnableInserter, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Array, Cat, Const, EnableInserter, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, enum, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -57,6 +57,7 @@ from rtl.layouts import (
     EXIT_CONTROLS,
     NOTIFY_INFO_OFFSET,
     PIN_BASED_CONTROLS,
+    PIR_WORDS,
     PROC_BASED_CONTROLS,
     SECONDARY_CONTROLS,
     WORD_BITS,
@@ -83,7 +84,7 @@ SETTLE_CYCLES = 12
 MAX_CYCLES_PER_EVENT = 2000
 #: The most events and other agents' posts one job holds.
 MAX_EVENTS = 64
-MAX_POSTS = 8
+MAX_POSTS = 4
 #: With a non-zero seed, each memory request waits ``lfsr & wait_mask`` cycles: 0..3.
 DEFAULT_WAIT_MASK = 3
 #: The taps of the 32-bit Galois LFSR that draws the memory's wait cycles
@@ -165,11 +166,9 @@ class EndStatus(enum.Enum, shape=3):
 
 
 class CycleRecord(data.Struct):
-    """What happened at the edge ending testbench cycle ``cycle`` (counted from the job's
-    load cycle, 1-based): the memory operation the responder performed there, if any, and
-    the strobes the design pulsed after it."""
+    """What happened at the edge ending the record's testbench cycle: the memory operation
+    the responder performed there, if any, and the strobes the design pulsed after it."""
 
-    cycle: 32
     mem_served: 1
     mem_op: MemOp
     mem_addr: 64
@@ -213,7 +212,6 @@ class StepRecord(data.Struct):
 
 
 class EndRecord(data.Struct):
-    cycle: 32
     status: EndStatus
     index: 8  # the impossible event
     state: PathState
@@ -223,7 +221,12 @@ class EndRecord(data.Struct):
 
 
 class ResultRecord(data.Struct):
+    """A record of the result memory. ``cycle``: testbench cycles since the job's load cycle
+    (1-based) when it was written; here, not in the bodies, so that the wide bodies do not
+    change in every cycle (Icarus copies a changed concatenation bit by bit)."""
+
     kind: ResultKind
+    cycle: 32
     body: data.UnionLayout({"cycle": CycleRecord, "step": StepRecord, "end": EndRecord})
 
 
@@ -292,10 +295,12 @@ class Harness(wiring.Component):
         dut = self.dut
         m.submodules.dut = ResetInserter(dut_rst)(EnableInserter(dut_en)(dut))
 
-        read = self.jobs.read_port(domain="comb")
+        # a synchronous read at FETCH: the job's record then stays on the port (a register),
+        # not re-read through the memory in every cycle
+        read = self.jobs.read_port()
         write = self.results.write_port()
         job = JOB(read.data)
-        m.d.comb += read.addr.eq(self.job)
+        m.d.comb += [read.addr.eq(self.job), read.en.eq(self.phase == Phase.FETCH)]
 
         # --- per-job registers ------------------------------------------------------------
         phase = self.phase
@@ -319,7 +324,9 @@ class Harness(wiring.Component):
         prev_entry_failed = Signal()
         status = Signal(EndStatus)
         foreign = Signal()
-        desc = Signal(DESCRIPTOR_WORDS * WORD_BITS)
+        # the descriptor's words, each its own register (Icarus evaluates an assignment to
+        # part of a wide signal bit by bit)
+        desc = [Signal(WORD_BITS, name=f"desc{w}") for w in range(DESCRIPTOR_WORDS)]
         lfsr = Signal(32)
         wait = Signal(16)
         wait_valid = Signal()
@@ -344,7 +351,7 @@ class Harness(wiring.Component):
         strobes = Signal(CycleRecord)
         served = Signal(data.StructLayout({"valid": 1, "op": MemOp, "addr": 64, "old": 64}))
         m.d.comb += [
-            strobes.cycle.eq(cycle), strobes.mem_served.eq(served.valid),
+            strobes.mem_served.eq(served.valid),
             strobes.mem_op.eq(served.op), strobes.mem_addr.eq(served.addr),
             strobes.mem_old.eq(served.old),
             strobes.vmexit.eq(dut.vmexit), strobes.exit_reason.eq(dut.exit_reason),
@@ -370,6 +377,7 @@ class Harness(wiring.Component):
             write_cycle.eq(fresh & (strobed | served.valid)),
             record.kind.eq(Mux(write_cycle, ResultKind.CYCLE,
                                Mux(write_end, ResultKind.END, ResultKind.STEP))),
+            record.cycle.eq(cycle),
             record.body.as_value().eq(Mux(write_cycle, strobes.as_value(),
                                           Mux(write_end, end_record.as_value(),
                                               step_record.as_value()))),
@@ -389,19 +397,20 @@ class Harness(wiring.Component):
                 m.d.sync += res_ptr.eq(res_ptr + 1)
 
         snapshot = Signal(Snapshot)
-        notify = NotifyInfo(desc[NOTIFY_INFO_OFFSET * 8:][:WORD_BITS])
+        notify = NotifyInfo(desc[NOTIFY_INFO_OFFSET // (WORD_BITS // 8)])
         m.d.comb += [
             snapshot.state.eq(dut.state), snapshot.irr.eq(dut.irr), snapshot.isr.eq(dut.isr),
-            snapshot.ppr.eq(dut.ppr), snapshot.pir.eq(desc[:256]), snapshot.on.eq(notify.on),
+            snapshot.ppr.eq(dut.ppr), snapshot.pir.eq(Cat(*desc[:PIR_WORDS])),
+            snapshot.on.eq(notify.on),
             snapshot.sn.eq(notify.sn), snapshot.virr.eq(dut.virr), snapshot.visr.eq(dut.visr),
             snapshot.status.eq(dut.status), snapshot.vppr.eq(dut.vppr),
         ]
 
         m.d.comb += [
-            step_record.start.eq(event_start), step_record.cycle.eq(cycle),
+            step_record.start.eq(event_start),
             step_record.drain.eq(draining), step_record.event.eq(kind),
             step_record.snapshot.eq(snapshot),
-            end_record.cycle.eq(cycle), end_record.status.eq(status),
+            end_record.status.eq(status),
             end_record.index.eq(self.event_index), end_record.state.eq(dut.state),
             end_record.mem_valid.eq(dut.mem.valid), end_record.mem_op.eq(dut.mem.op),
             end_record.mem_addr.eq(dut.mem.addr),
@@ -409,24 +418,39 @@ class Harness(wiring.Component):
 
         # --- the memory responder ---------------------------------------------------------
         # other agents' ORs of this cycle, before the port's operation (a post event's two
-        # ORs in its first cycle; scheduled posts at their cycle, ON one cycle later)
+        # ORs in its first cycle; scheduled posts at their cycle, ON one cycle later). All of
+        # it word by word: 64-bit operations, no shifts of the whole descriptor (Verilator
+        # spent a fifth of its time in those).
         at = Signal(32)
-        others = Signal.like(desc)
         m.d.comb += at.eq(cycle - event_start)
-        ors = [Mux(post_now, (Const(1, len(desc)) << value) | (1 << ON_BIT), 0)]
+        pir_posts = [(post_now, value)]  # (this cycle, vector)
+        on_posts = [post_now]
         for i in range(MAX_POSTS):
             post = job.posts[i]
             mine = post.valid & posts_active & (post.event == self.event_index)
-            ors.append(Mux(mine & (at == post.cycle), Const(1, len(desc)) << post.vector, 0))
-            ors.append(Mux(mine & (at == post.cycle + 1), 1 << ON_BIT, 0))
-        m.d.comb += others.eq(functools.reduce(operator.or_, ors))
-        before = desc | others
+            pir_posts.append((mine & (at == post.cycle), post.vector))
+            on_posts.append(mine & (at == post.cycle + 1))
+        on_word, on_bit = divmod(ON_BIT, WORD_BITS)
+        vector_word = (WORD_BITS - 1).bit_length()  # PIR word = vector >> 6
+        before = []
+        for w in range(DESCRIPTOR_WORDS):
+            terms = [desc[w]]
+            if w < PIR_WORDS:
+                terms += [Mux(now & (vector[vector_word:] == w),
+                              Const(1, WORD_BITS) << vector[:vector_word], 0)
+                          for now, vector in pir_posts]
+            if w == on_word:
+                terms.append(Mux(functools.reduce(operator.or_, on_posts), 1 << on_bit, 0))
+            word = Signal(WORD_BITS, name=f"before{w}")
+            m.d.comb += word.eq(functools.reduce(operator.or_, terms))
+            before.append(word)
         rel = Signal(64)
-        index = rel[3:3 + (DESCRIPTOR_WORDS - 1).bit_length()]
-        m.d.comb += rel.eq(dut.mem.addr - (job.posted_intr_desc_addr & ~0x7))
+        index = Signal(range(DESCRIPTOR_WORDS))
+        m.d.comb += [rel.eq(dut.mem.addr - (job.posted_intr_desc_addr & ~0x7)),
+                     index.eq(rel[3:])]
         old = Signal(WORD_BITS)
         new = Signal(WORD_BITS)
-        m.d.comb += old.eq(before.word_select(index, WORD_BITS))
+        m.d.comb += old.eq(Array(before)[index])
         with m.Switch(dut.mem.op):
             with m.Case(MemOp.READ):
                 m.d.comb += new.eq(old)
@@ -440,10 +464,12 @@ class Harness(wiring.Component):
                 m.d.comb += new.eq(Mux(old == dut.mem.compare, dut.mem.data, old))
         draw = Mux(job.seed != 0, lfsr[:16] & job.wait_mask, 0)
         latency = Mux(wait_valid, wait, draw)
-        after = Signal.like(desc)
-        m.d.comb += [after.eq(before), dut.mem.rdata.eq(old)]
+        perform = Signal()  # the port's operation happens at this edge
+        m.d.comb += dut.mem.rdata.eq(old)
         with m.If(counted):
-            m.d.sync += [desc.eq(after), post_now.eq(0), served.valid.eq(0)]
+            m.d.sync += [post_now.eq(0), served.valid.eq(0)]
+            for w, word in enumerate(before):
+                m.d.sync += desc[w].eq(Mux(perform & (index == w), new, word))
             with m.If(dut.mem.valid):
                 with m.If(~wait_valid & (job.seed != 0)):
                     m.d.sync += lfsr.eq(Mux(lfsr[0], (lfsr >> 1) ^ LFSR_TAPS, lfsr >> 1))
@@ -451,8 +477,7 @@ class Harness(wiring.Component):
                     m.d.sync += [wait.eq(latency - 1), wait_valid.eq(1)]
                 with m.Else():
                     m.d.sync += wait_valid.eq(0)
-                    m.d.comb += [dut.mem.ready.eq(1),
-                                 after.word_select(index, WORD_BITS).eq(new)]
+                    m.d.comb += [dut.mem.ready.eq(1), perform.eq(1)]
                     m.d.sync += [served.valid.eq(1), served.op.eq(dut.mem.op),
                                  served.addr.eq(dut.mem.addr), served.old.eq(old)]
                     with m.If((rel >= DESCRIPTOR_WORDS * WORD_BITS // 8) | (rel[:3] != 0)):
@@ -502,14 +527,16 @@ class Harness(wiring.Component):
                           | (res_ptr > self.results.depth - RESULT_RESERVE)):
                     m.d.sync += phase.eq(Phase.IDLE)
                 with m.Else():
-                    m.d.sync += [cycle.eq(0), lfsr.eq(job.seed), wait_valid.eq(0),
-                                 desc.eq(job.descriptor), self.event_index.eq(0), stepping.eq(0),
+                    m.d.sync += [cycle.eq(0), wait_valid.eq(0), self.event_index.eq(0),
+                                 stepping.eq(0),
                                  draining.eq(0), drain_steps.eq(0), posts_active.eq(0),
                                  post_now.eq(0), foreign.eq(0), phase.eq(Phase.RESET)]
                     new_step()
-            with m.Case(Phase.RESET):
+            with m.Case(Phase.RESET):  # the job's record is on the read port from here
                 m.d.comb += [dut_en.eq(1), dut_rst.eq(1)]
-                m.d.sync += phase.eq(Phase.LOAD)
+                m.d.sync += [lfsr.eq(job.seed), phase.eq(Phase.LOAD),
+                             *(d.eq(job.descriptor.as_value().word_select(w, WORD_BITS))
+                               for w, d in enumerate(desc))]
             with m.Case(Phase.LOAD):
                 m.d.comb += [dut_en.eq(1), dut.load.eq(1)]
                 with m.If(job.start_l2):  # L2 runs after a VM entry that passed its checks

@@ -52,7 +52,6 @@ from cosim.scenario.format import (
     Scenario,
     TprEvent,
     VmEntryEvent,
-    parse_scenario,
 )
 from cosim.scenario.outcome import (
     L1ApicOutcome,
@@ -67,7 +66,7 @@ from rtl.memory import MemOp
 from rtl.top import PathState
 
 __all__ = ["ConcurrentPost", "Delivery", "EntryFailure", "EoiMessage", "Exit", "HardwareHang",
-           "MAX_SEED", "Job", "Transaction", "decode", "encode", "run_jobs"]
+           "MAX_SEED", "Job", "Transaction", "decode", "encode", "run_encoded", "run_jobs"]
 
 log = logging.getLogger(__name__)
 
@@ -141,17 +140,6 @@ class Job:
     posts: tuple[ConcurrentPost, ...] = ()
     wait_mask: int = DEFAULT_WAIT_MASK
 
-    def to_json(self) -> dict:
-        """The job as JSON (it crosses into the cocotb process so)."""
-        return {"scenario": self.scenario.to_dict(), "path": self.scenario.path,
-                "seed": self.seed, "posts": [[p.event, p.cycle, p.vector] for p in self.posts],
-                "wait_mask": self.wait_mask}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "Job":
-        return cls(scenario=parse_scenario(data["scenario"], data["path"]), seed=data["seed"],
-                   posts=tuple(ConcurrentPost(*p) for p in data["posts"]),
-                   wait_mask=data["wait_mask"])
 
 
 
@@ -195,7 +183,7 @@ def _pack(fields: dict[str, tuple], values: dict[str, int]) -> int:
 
 
 class _Fields:
-    """Reads the fields under ``prefix`` of one result word."""
+    """Reads the fields under ``prefix`` of one result word (and its ``cycle``)."""
 
     __slots__ = ("prefix", "word")
 
@@ -203,7 +191,7 @@ class _Fields:
         self.word, self.prefix = word, prefix
 
     def __getitem__(self, name: str) -> int:
-        offset, _width, mask = RESULT_FIELDS[self.prefix + name]
+        offset, _width, mask = RESULT_FIELDS[name if name == "cycle" else self.prefix + name]
         return self.word >> offset & mask
 
 
@@ -381,13 +369,19 @@ def decode(records: list[int], jobs: list[Job]) -> list[SideRun]:
 
 
 async def run_jobs(bench: HarnessBench, jobs: list[Job]) -> list[SideRun]:
-    """Every job in one simulation: batches of job records, each run by the harness on its
-    own; the results decoded."""
-    runs: list[SideRun] = []
-    for at in range(0, len(jobs), bench.job_depth):
-        batch = jobs[at:at + bench.job_depth]
-        for i, job in enumerate(batch):
-            bench.write_job(i, encode(job))
+    """Every job in one simulation, decoded."""
+    return decode(await run_encoded(bench, [encode(job) for job in jobs]), jobs)
+
+
+async def run_encoded(bench: HarnessBench, words: list[int]) -> list[int]:
+    """Encoded jobs through the harness, in batches of its job memory's depth; the result
+    records of all of them, in order (a batch whose results fill the result memory is
+    resumed where the harness stopped)."""
+    records: list[int] = []
+    for at in range(0, len(words), bench.job_depth):
+        batch = words[at:at + bench.job_depth]
+        for i, word in enumerate(batch):
+            bench.write_job(i, word)
         first = 0
         while first < len(batch):
             bench.set("n_jobs", len(batch))
@@ -397,10 +391,8 @@ async def run_jobs(bench: HarnessBench, jobs: list[Job]) -> list[SideRun]:
             bench.set("start", 0)
             await bench.until_done()
             if bench.get("overflow"):
-                raise RuntimeError(f"{batch[first].scenario.name}: one job's results do not fit "
-                                   "the harness's result memory")
-            done = bench.get("job")
-            records = [bench.read_result(i) for i in range(bench.get("n_results"))]
-            runs += decode(records, batch[first:done])
-            first = done
-    return runs
+                raise RuntimeError(f"job {at + first}: one job's results do not fit the "
+                                   "harness's result memory")
+            records += [bench.read_result(i) for i in range(bench.get("n_results"))]
+            first = bench.get("job")
+    return records
