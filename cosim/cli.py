@@ -235,7 +235,14 @@ def _formal(args) -> int:
 
 
 def _replay(args, scenarios: list[Scenario], versions: list[KernelVersion]) -> int:
-    from cosim.hardware.backends import SimulationFailed, SimulatorUnavailable, simulate
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cosim.hardware.backends import (
+        SimulationFailed,
+        SimulatorUnavailable,
+        check_simulator,
+        simulate,
+    )
     from cosim.hardware.testbench import Job
     from cosim.judge.scoreboard import compare
 
@@ -248,9 +255,21 @@ def _replay(args, scenarios: list[Scenario], versions: list[KernelVersion]) -> i
             print(f"pi-cosim: error: --waves-dir {args.waves_dir}: {exc.strerror}; choose a "
                   "writable directory", file=sys.stderr)
             return EXIT_BAD_INPUT
+    ahead: dict = {}
     try:
-        runs = simulate(jobs, sim, args.waves_dir if args.waves else None,
-                        workers=args.workers)
+        if sim == "amaranth" or args.workers > 1:
+            runs = simulate(jobs, sim, args.waves_dir if args.waves else None,
+                            workers=args.workers)
+        else:
+            # a cocotb simulation runs in its own process: the KVM model runs meanwhile (not
+            # with worker processes, which must not be forked beside a running thread)
+            check_simulator(sim)
+            with ThreadPoolExecutor(1) as pool:
+                future = pool.submit(simulate, jobs, sim,
+                                     args.waves_dir if args.waves else None, args.workers)
+                ahead = {(i, v): run_model(s, v, own_modes=False)
+                         for i, s in enumerate(scenarios) for v in versions}
+                runs = future.result()
     except SimulatorUnavailable as exc:
         print(f"pi-cosim: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -260,9 +279,12 @@ def _replay(args, scenarios: list[Scenario], versions: list[KernelVersion]) -> i
     status = EXIT_OK
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     verdicts = []
-    for scenario, run in zip(scenarios, runs, strict=True):
+    for i, (scenario, run) in enumerate(zip(scenarios, runs, strict=True)):
         for version in versions:
-            software = run_beside(scenario, version, run.side).side
+            # the model's run as run_beside makes it: ahead of time unless the hardware
+            # stopped at an impossible event
+            model = ahead.get((i, version)) if run.side.impossible is None else None
+            software = (model or run_beside(scenario, version, run.side)).side
             verdict = compare(scenario, version, sim, args.seed, run.side, software)
             verdicts.append(verdict)
             if verdict.impossible is not None:

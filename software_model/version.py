@@ -38,8 +38,7 @@ class KernelVersion(enum.Enum):
         return _COMMITS[self]
 
     def __ge__(self, other: "KernelVersion") -> bool:
-        order = list(KernelVersion)
-        return order.index(self) >= order.index(other)
+        return _ORDER[self] >= _ORDER[other]
 
     @classmethod
     def parse(cls, text: str) -> "KernelVersion":
@@ -69,3 +68,7 @@ class Change:
     def __call__(self, version: KernelVersion) -> bool:
         """Whether ``version`` has this change."""
         return version >= self.first
+
+
+#: The versions in time order (``>=`` runs in every versioned model statement: a lookup).
+_ORDER = {version: i for i, version in enumerate(KernelVersion)}

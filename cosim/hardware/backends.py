@@ -25,7 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from cosim.hardware.testbench import Job, decode, encode, run_jobs
+from cosim.hardware.testbench import Job, decode, encode, run_jobs, trace_memory
 from cosim.scenario.drain import SideRun
 from cosim.scenario.outcome import Outcome
 
@@ -196,7 +196,7 @@ def _design_key() -> str:
     from cosim.scenario import drain, format
 
     files = sorted(Path(rtl.__file__).parent.glob("*.py")) + [
-        Path(m.__file__) for m in (harness, drain, format)]
+        Path(str(m.__file__)) for m in (harness, drain, format)]
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -407,7 +407,8 @@ def _run_cocotb_once(jobs, sim: str, dump: Path | None, force_build: bool) -> li
         out = test_dir / "outcomes.json"
         spec.write_text(json.dumps({"jobs": [f"{encode(job):x}" for job in jobs],
                                     "out": str(out), "period_ns": CLOCK_PERIOD_NS,
-                                    "job_depth": JOB_DEPTH}))
+                                    "job_depth": JOB_DEPTH,
+                                    "trace_memory": trace_memory()}))
         log = test_dir / "sim.log"
         plusargs, test_args = [], []
         if dump is not None and sim == "icarus":

@@ -72,5 +72,5 @@ async def replay(dut):
     await RisingEdge(dut.clk)
     await FallingEdge(dut.clk)
     records = await run_encoded(CocotbHarnessBench(dut, spec["job_depth"]),
-                                [int(word, 16) for word in spec["jobs"]])
+                                [int(word, 16) for word in spec["jobs"]], spec["trace_memory"])
     Path(spec["out"]).write_text(json.dumps([f"{r:x}" for r in records]))

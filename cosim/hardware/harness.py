@@ -259,8 +259,9 @@ class Harness(wiring.Component):
     for one cycle; ``done`` falls, and rises again when jobs ``first_job`` .. ``job - 1`` have
     run (``job`` < ``n_jobs`` when the result memory filled up: start again from there).
     ``n_results`` records were written from address 0; ``overflow`` means one job alone did
-    not fit (its records are incomplete). ``event_index`` and ``phase`` name what runs, for
-    waveforms.
+    not fit (its records are incomplete). ``trace_memory`` adds the memory operations to the
+    ``CYCLE`` records (for logs; otherwise only cycles with strobes are recorded).
+    ``event_index`` and ``phase`` name what runs, for waveforms.
 
     Parameters
     ----------
@@ -269,6 +270,7 @@ class Harness(wiring.Component):
     """
 
     start: In(1)
+    trace_memory: In(1)
     n_jobs: In(16)
     first_job: In(16)
     done: Out(1)
@@ -374,7 +376,7 @@ class Harness(wiring.Component):
         end_record = Signal(EndRecord)
         record = Signal(ResultRecord)
         m.d.comb += [
-            write_cycle.eq(fresh & (strobed | served.valid)),
+            write_cycle.eq(fresh & (strobed | (served.valid & self.trace_memory))),
             record.kind.eq(Mux(write_cycle, ResultKind.CYCLE,
                                Mux(write_end, ResultKind.END, ResultKind.STEP))),
             record.cycle.eq(cycle),

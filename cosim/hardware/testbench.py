@@ -66,7 +66,8 @@ from rtl.memory import MemOp
 from rtl.top import PathState
 
 __all__ = ["ConcurrentPost", "Delivery", "EntryFailure", "EoiMessage", "Exit", "HardwareHang",
-           "MAX_SEED", "Job", "Transaction", "decode", "encode", "run_encoded", "run_jobs"]
+           "MAX_SEED", "Job", "Transaction", "decode", "encode", "run_encoded", "run_jobs",
+           "trace_memory"]
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +168,10 @@ JOB_FIELDS = _flatten(JOB)
 RESULT_FIELDS = _flatten(RESULT)
 #: The largest memory seed (the width of the job record's seed field).
 MAX_SEED = JOB_FIELDS["seed"][2]
-_DRAIN_EVENTS = {EventCode.EOI.value: EoiEvent(), EventCode.VM_ENTRY.value: VmEntryEvent(),
-                 EventCode.L2_EOI.value: L2EoiEvent()}
+#: The drain's events by the code a STEP record names.
+_DRAIN_EVENTS: dict[int, Event] = {EventCode.EOI.value: EoiEvent(),
+                                   EventCode.VM_ENTRY.value: VmEntryEvent(),
+                                   EventCode.L2_EOI.value: L2EoiEvent()}
 _ROOT = PathState.ROOT.value
 
 
@@ -368,16 +371,23 @@ def decode(records: list[int], jobs: list[Job]) -> list[SideRun]:
 # --- running jobs -----------------------------------------------------------------------------
 
 
+def trace_memory() -> bool:
+    """Whether the harness records memory operations: only for the debug log."""
+    return log.isEnabledFor(logging.DEBUG)
+
+
 async def run_jobs(bench: HarnessBench, jobs: list[Job]) -> list[SideRun]:
     """Every job in one simulation, decoded."""
-    return decode(await run_encoded(bench, [encode(job) for job in jobs]), jobs)
+    return decode(await run_encoded(bench, [encode(job) for job in jobs], trace_memory()),
+                  jobs)
 
 
-async def run_encoded(bench: HarnessBench, words: list[int]) -> list[int]:
+async def run_encoded(bench: HarnessBench, words: list[int], memory: bool = False) -> list[int]:
     """Encoded jobs through the harness, in batches of its job memory's depth; the result
     records of all of them, in order (a batch whose results fill the result memory is
-    resumed where the harness stopped)."""
+    resumed where the harness stopped). ``memory``: record the memory operations too."""
     records: list[int] = []
+    bench.set("trace_memory", int(memory))
     for at in range(0, len(words), bench.job_depth):
         batch = words[at:at + bench.job_depth]
         for i, word in enumerate(batch):

@@ -116,6 +116,8 @@ def differences(a: Outcome, b: Outcome) -> list[str]:
     """Dotted names of the fields that differ; a VM exit present on both sides is compared
     field by field (``vmexit.intr_info``)."""
     diffs: list[str] = []
+    if a == b:  # the common case, at the cost of one dataclass comparison
+        return diffs
     for name in FIELDS:
         x, y = a.get(name), b.get(name)
         if x == y:
@@ -136,6 +138,13 @@ def to_json(value: Any) -> Any:
         return sorted(value)
     if isinstance(value, tuple | list):
         return [to_json(v) for v in value]
-    if hasattr(value, "__dataclass_fields__"):
-        return {f.name: to_json(getattr(value, f.name)) for f in fields(value)}
-    raise TypeError(f"cannot convert {type(value).__name__} to JSON")
+    names = _FIELD_NAMES.get(type(value))
+    if names is None:
+        if not hasattr(value, "__dataclass_fields__"):
+            raise TypeError(f"cannot convert {type(value).__name__} to JSON")
+        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in fields(value))
+    return {name: to_json(getattr(value, name)) for name in names}
+
+
+#: Field names by dataclass (``to_json`` runs for every outcome of every verdict).
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
