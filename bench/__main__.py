@@ -126,7 +126,7 @@ module tb;
   wire [7:0] event_index;
   wire [3:0] phase;
   integer cycles = 0, batches, b, count;
-  pi_cosim_harness h(.clk(clk), .rst(1'b0), .start(start), .n_jobs(n_jobs),
+  pi_cosim_harness h(.clk(clk), .rst(1'b0), .start(start), .trace_memory(1'b0), .n_jobs(n_jobs),
     .first_job(first_job), .done(done), .job(job), .event_index(event_index), .phase(phase),
     .n_results(n_results), .overflow(overflow));
   always #5 clk = ~clk;
