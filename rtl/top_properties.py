@@ -26,10 +26,11 @@ __all__ = ["InterruptPathProperties"]
 class InterruptPathProperties(Elaboratable):
     """The proof's top level: an :class:`InterruptPath` with free inputs, and the NV decision
     properties. ``mutant`` "vector_without_ack" observes a broken reading (the lowest IRR byte
-    taken for the acknowledged vector), for the test that the proof can fail."""
+    taken for the acknowledged vector), for the test that the proof can fail; ``design`` is the
+    class under proof (a design mutant from ``cosim.hardware.mutants`` in the tests)."""
 
-    def __init__(self, mutant: str | None = None):
-        self.dut = InterruptPath()
+    def __init__(self, mutant: str | None = None, design=InterruptPath):
+        self.dut = design()
         self.mutant = mutant
 
     @property

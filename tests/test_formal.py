@@ -4,6 +4,7 @@ counterexample trace; an unreachable cover is reported as vacuous; results are c
 design's hash."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -65,6 +66,26 @@ def test_the_nv_decision_fails_when_nv_is_compared_without_the_ack(tmp_path):
     result = run_proof(NV, tmp_path, mutant="vector_without_ack")
     assert result.status == "failed"
     assert "PI_2_3_5_processing_starts_only_for_an_acked_nv" in result.failed
+
+
+def test_the_nv_decision_fails_for_a_design_that_compares_nv_without_the_ack(tmp_path):
+    """A design mutant (cosim/hardware/mutants.py): step 2 in rtl/top.py compares NV with the
+    IRR's low byte instead of the acknowledged vector. The unchanged central property fails,
+    with a counterexample trace."""
+    result = run_proof(NV, tmp_path, mutant="nv_compared_without_the_ack")
+    assert result.status == "failed"
+    assert "PI_2_3_5_processing_starts_only_for_an_acked_nv" in result.failed
+    assert result.trace is not None and Path(result.trace).stat().st_size > 0
+
+
+def test_a_design_mutant_that_no_longer_applies_is_refused(monkeypatch):
+    from cosim.hardware import mutants
+
+    monkeypatch.setitem(mutants.DESIGN_MUTANTS, "gone", mutants.DesignMutant(
+        "rtl.top", "InterruptPath", "elaborate", "no such statement", "x", "nothing"))
+    with pytest.raises(ValueError, match="is not written exactly once in "
+                                         "rtl.top.InterruptPath.elaborate"):
+        mutants.mutant_class("gone")
 
 
 PI = next(p for p in PROOFS if p.name == "pi_concurrent_posts")

@@ -43,8 +43,11 @@ def _lapic(mutant=None):
 
 
 def _top(mutant=None):
+    from cosim.hardware.mutants import DESIGN_MUTANTS, mutant_class
     from rtl.top_properties import InterruptPathProperties
 
+    if mutant in DESIGN_MUTANTS:  # the design is wrong, the properties unchanged
+        return InterruptPathProperties(design=mutant_class(mutant))
     return InterruptPathProperties(mutant)
 
 

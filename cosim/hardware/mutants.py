@@ -1,0 +1,56 @@
+"""Mutants of the design itself, for showing that a proof or a test can fail: each one a
+single-statement change of one method of an ``rtl/`` component, compiled into a subclass (the
+design in ``rtl/`` is never touched; the subclass shares the module's enums and layouts, so
+properties written against the original read it unchanged).
+
+The property modules also take reading mutants (a property observing the wrong signal); a
+design mutant is stronger evidence: the hardware is wrong and the unchanged property says so.
+"""
+
+import importlib
+import inspect
+import textwrap
+from dataclasses import dataclass
+
+__all__ = ["DESIGN_MUTANTS", "DesignMutant", "mutant_class"]
+
+
+@dataclass(frozen=True)
+class DesignMutant:
+    """In ``module``.``component``.``method``, ``original`` (written there once) becomes
+    ``mutation``."""
+
+    module: str
+    component: str
+    method: str
+    original: str
+    mutation: str
+    breaks: str
+
+
+DESIGN_MUTANTS: dict[str, DesignMutant] = {
+    "nv_compared_without_the_ack": DesignMutant(
+        "rtl.top", "InterruptPath", "elaborate",
+        "nv_match.eq(ppi & (vector == self.posted_intr_nv[0:8]))",
+        "nv_match.eq(ppi & (lapic.irr[0:8] == self.posted_intr_nv[0:8]))",
+        "step 2 compares NV with the low byte of the IRR instead of the vector the INTA "
+        "returned (PI-2, PI-3)"),
+}
+
+
+def mutant_class(name: str) -> type:
+    """A subclass of the mutated component whose method has mutant ``name`` applied."""
+    mutant = DESIGN_MUTANTS[name]
+    module = importlib.import_module(mutant.module)
+    component = getattr(module, mutant.component)
+    source = textwrap.dedent(inspect.getsource(getattr(component, mutant.method)))
+    if source.count(mutant.original) != 1:
+        raise ValueError(f"design mutant {name}: {mutant.original!r} is not written exactly "
+                         f"once in {mutant.module}.{mutant.component}.{mutant.method}; update "
+                         "cosim/hardware/mutants.py")
+    namespace: dict = {}
+    code = compile(source.replace(mutant.original, mutant.mutation),
+                   f"{inspect.getsourcefile(component)} (mutant {name})", "exec")
+    exec(code, vars(module), namespace)  # the repository's own method, one statement changed
+    return type(f"{mutant.component}_{name}", (component,),
+                {mutant.method: namespace[mutant.method], "__module__": mutant.module})
