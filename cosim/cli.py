@@ -108,6 +108,9 @@ def _build_parser() -> argparse.ArgumentParser:
     formal.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR",
                         help="where formal.json, the cache and the proof folders go "
                              "(default: %(default)s)")
+    formal.add_argument("--jobs", type=_workers, default=os.cpu_count() or 1, metavar="N",
+                        help="proofs run at once, each in its own process (default: the "
+                             "number of CPUs)")
 
     kut = sub.add_parser("kut", help="write the kvm-unit-tests replays as scenario files",
                          description=(
@@ -207,6 +210,8 @@ def _kut(args) -> int:
 
 
 def _formal(args) -> int:
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
     from cosim.hardware.formal import PROOFS, run_proof
 
     try:
@@ -215,17 +220,21 @@ def _formal(args) -> int:
         print(f"pi-cosim: error: --out {args.out}: {exc.strerror}; choose a writable directory",
               file=sys.stderr)
         return EXIT_BAD_INPUT
-    results = []
-    for i, proof in enumerate(PROOFS, 1):
-        print(f"[{i}/{len(PROOFS)}] {proof.name}: proving (depth {proof.depth}) ...",
-              flush=True)
-        result = run_proof(proof, args.out)
-        results.append(result)
-        detail = {"failed": f": {', '.join(result.failed)} (trace {result.trace})",
-                  "vacuous": f": covers not reached: {', '.join(result.unreached)}"}
-        print(f"[{i}/{len(PROOFS)}] {proof.name}: {result.status.upper()}"
-              f"{detail.get(result.status, '')} in {result.seconds:.1f} s"
-              f"{' (cached)' if result.cached else ''}; clauses {', '.join(result.clauses)}")
+    jobs = min(args.jobs, len(PROOFS))
+    print(f"proving {len(PROOFS)} property modules, {jobs} at a time: "
+          f"{', '.join(p.name for p in PROOFS)}", flush=True)
+    done: dict = {}
+    with ProcessPoolExecutor(jobs) as pool:
+        futures = {pool.submit(run_proof, proof, args.out): proof for proof in PROOFS}
+        for future in as_completed(futures):
+            result = done[futures[future].name] = future.result()
+            detail = {"failed": f": {', '.join(result.failed)} (trace {result.trace})",
+                      "vacuous": f": covers not reached: {', '.join(result.unreached)}"}
+            print(f"[{len(done)}/{len(PROOFS)}] {result.name}: {result.status.upper()}"
+                  f"{detail.get(result.status, '')} in {result.seconds:.1f} s"
+                  f"{' (cached)' if result.cached else ''} (depth {futures[future].depth}); "
+                  f"clauses {', '.join(result.clauses)}", flush=True)
+    results = [done[proof.name] for proof in PROOFS]  # the report in the catalogue's order
     (args.out / "formal.json").write_text(json.dumps(
         {"proofs": [r.to_json() for r in results]}, indent=2) + "\n")
     return EXIT_OK if all(r.status == "proved" for r in results) else EXIT_DIVERGENCE

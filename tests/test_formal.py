@@ -38,8 +38,9 @@ def test_an_unreachable_cover_makes_the_proof_vacuous(tmp_path):
 
 
 def test_pi_cosim_formal_writes_the_report(tmp_path, capsys):
-    assert main(["formal", "--out", str(tmp_path)]) == 0
+    assert main(["formal", "--out", str(tmp_path), "--jobs", "2"]) == 0
     out = capsys.readouterr().out
+    assert "proving 4 property modules, 2 at a time" in out
     assert "local_apic: PROVED" in out
     report = json.loads((tmp_path / "formal.json").read_text())
     assert [(p["name"], p["status"], p["engine"]) for p in report["proofs"]] == [
