@@ -70,3 +70,33 @@ def test_batches_larger_than_the_memories(monkeypatch):
     assert runs[:2] == alone
     assert len(runs) == 12 and len({r.cycles for r in runs}) > 1  # seeds change the cycles
     assert all(r.final == runs[0].final for r in runs)  # ... and not the outcomes
+
+
+def test_a_job_that_overflows_the_result_memory_runs_again(monkeypatch):
+    """With no records kept free, the third job starts with too little room and overflows:
+    the jobs before it are kept, it runs again from an empty memory; the runs equal the
+    ordinary ones. A job whose records alone do not fit is an error that names it."""
+    from cosim.hardware import backends, harness
+
+    scenario = load_scenario(SEED)
+    jobs = [Job(scenario, seed=s) for s in range(5)]
+    expected = [run.side for run in simulate(jobs, "amaranth")]
+    from cosim.hardware.bench import AmaranthHarnessBench
+
+    overflows = []
+    get = AmaranthHarnessBench.get
+
+    def spy(self, port):
+        value = get(self, port)
+        if port == "overflow":
+            overflows.append(value)
+        return value
+
+    monkeypatch.setattr(AmaranthHarnessBench, "get", spy)
+    monkeypatch.setattr(harness, "RESULT_RESERVE", 0)
+    monkeypatch.setattr(backends, "AMARANTH_RESULT_DEPTH", 10)  # 4 records a job: 2.5 jobs
+    assert [run.side for run in simulate(jobs, "amaranth")] == expected
+    assert 1 in overflows  # the path was taken
+    monkeypatch.setattr(backends, "AMARANTH_RESULT_DEPTH", 2)  # the job writes 4
+    with pytest.raises(RuntimeError, match="job 0: its results alone do not fit"):
+        simulate(jobs[:1], "amaranth")

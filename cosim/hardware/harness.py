@@ -258,8 +258,9 @@ class Harness(wiring.Component):
     Timing contract: with ``done`` high, set ``n_jobs`` and ``first_job`` and pulse ``start``
     for one cycle; ``done`` falls, and rises again when jobs ``first_job`` .. ``job - 1`` have
     run (``job`` < ``n_jobs`` when the result memory filled up: start again from there).
-    ``n_results`` records were written from address 0; ``overflow`` means one job alone did
-    not fit (its records are incomplete). ``trace_memory`` adds the memory operations to the
+    ``n_results`` records were written from address 0; ``overflow`` means the last job started
+    did not fit in what was left (its records are incomplete: run it again from an empty
+    memory). ``trace_memory`` adds the memory operations to the
     ``CYCLE`` records (for logs; otherwise only cycles with strobes are recorded).
     ``event_index`` and ``phase`` name what runs, for waveforms.
 
