@@ -4,12 +4,15 @@ counterexample trace; an unreachable cover is reported as vacuous; results are c
 design's hash."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from cosim.cli import main
 from cosim.hardware.formal import PROOFS, run_proof
+
+from .conftest import require_tools
 
 pytestmark = pytest.mark.slow  # the first YoWASP run compiles Yosys and Boolector (~1-2 min)
 
@@ -77,6 +80,15 @@ def test_the_nv_decision_fails_for_a_design_that_compares_nv_without_the_ack(tmp
     assert result.status == "failed"
     assert "PI_2_3_5_processing_starts_only_for_an_acked_nv" in result.failed
     assert result.trace is not None and Path(result.trace).stat().st_size > 0
+    # the trace opens in GTKWave with the property module's signals
+    require_tools("gtkwave", "xvfb-run", install="apt-get install -y gtkwave xvfb")
+    assert result.gtkw == str(Path(result.trace).with_suffix(".gtkw"))
+    probe = tmp_path / "probe.tcl"
+    probe.write_text('puts "TRACES [gtkwave::getTotalNumTraces]"\ngtkwave::/File/Quit\n')
+    shown = subprocess.run(["xvfb-run", "-a", "gtkwave", "-S", str(probe), result.gtkw],
+                           capture_output=True, text=True, timeout=120)
+    traces = [ln for ln in shown.stdout.splitlines() if ln.startswith("TRACES ")]
+    assert traces and int(traces[0].split()[1]) > 10, shown.stdout[-2000:]
 
 
 def test_a_design_mutant_that_no_longer_applies_is_refused(monkeypatch):

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PROOFS", "Proof", "ProofResult", "run_proof"]
+__all__ = ["PROOFS", "Proof", "ProofResult", "run_proof", "trace_gtkw"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,8 @@ PROOFS: tuple[Proof, ...] = (
 class ProofResult:
     """One proof: ``status`` is ``proved`` (prove and cover passed), ``failed`` (a property
     does not hold: ``failed`` names it, ``trace`` is the counterexample's VCD), ``vacuous``
-    (a cover was not reached: ``unreached`` names it) or ``unknown``."""
+    (a cover was not reached: ``unreached`` names it) or ``unknown``. ``gtkw`` is the
+    GTKWave save file written next to a counterexample trace."""
 
     name: str
     status: str
@@ -87,6 +88,7 @@ class ProofResult:
     unreached: tuple[str, ...] = ()
     trace: str | None = None
     cached: bool = False
+    gtkw: str | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -194,11 +196,36 @@ def run_proof(proof: Proof, out: Path, mutant: str | None = None) -> ProofResult
         status = "unknown"
     traces = sorted((work / "proof_prove").rglob("*.vcd"))
     result = ProofResult(proof.name, status, clauses, ENGINE, proof.depth, seconds, failed,
-                         unreached, str(traces[0]) if traces else None)
+                         unreached, str(traces[0]) if traces else None,
+                         gtkw=str(trace_gtkw(traces[0])) if traces else None)
     if status in ("proved", "failed", "vacuous") and mutant is None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(result.to_json()))
     return result
+
+
+def trace_gtkw(vcd: Path) -> Path:
+    """A GTKWave save file next to a counterexample trace: the property module's own signals
+    (the design's free inputs, its outputs and the properties' helpers), in the dump's order,
+    vectors in hex."""
+    from vcd.gtkw import GTKWSave
+    from vcdvcd import VCDVCD
+
+    dump = VCDVCD(str(vcd), only_sigs=True)
+    names = [n for n in dump.signals if n.startswith("top.") and n.count(".") == 1
+             and "$" not in n]
+    save = vcd.with_suffix(".gtkw")
+    with save.open("w") as f:
+        gtkw = GTKWSave(f)
+        gtkw.comment(f"pi-cosim formal: counterexample {vcd.name}; open with: gtkwave {save}")
+        gtkw.dumpfile(str(vcd.resolve()))
+        gtkw.savefile(str(save.resolve()))
+        gtkw.treeopen("top")
+        for name in names:
+            width = int(dump[name].size)
+            gtkw.trace(name + (f"[{width - 1}:0]" if width > 1 else ""),
+                       datafmt="hex" if width > 1 else "bin")
+    return save
 
 
 def _read(path: Path) -> str:
