@@ -242,29 +242,21 @@ def backend_run(sim: str, scenarios: list[Scenario]) -> dict:
 
 
 def raw_amaranth(scenarios: list[Scenario]) -> dict:
-    """amaranth.sim's own limit: the harness running the encoded jobs with the testbench
-    only waiting for ``done`` (no elaboration, no encoding or decoding in the time)."""
+    """amaranth.sim's own limit: the harness running the encoded jobs through the testbench's
+    own batch loop (``run_encoded``), timed without elaboration, encoding or decoding."""
     from amaranth.sim import Simulator
 
+    from cosim.hardware.bench import AmaranthHarnessBench
     from cosim.hardware.harness import Harness
+    from cosim.hardware.testbench import run_encoded
 
     words = _job_words(scenarios)
-    harness = Harness(job_depth=len(words), result_depth=backends.AMARANTH_RESULT_DEPTH)
+    harness = Harness(backends.AMARANTH_JOB_DEPTH, backends.AMARANTH_RESULT_DEPTH)
     spans: list[float] = []
 
     async def testbench(ctx):
-        for i, word in enumerate(words):
-            ctx.set(harness.jobs.data[i], word)
-        first = 0
         started = time.monotonic()
-        while first < len(words):
-            ctx.set(harness.n_jobs, len(words))
-            ctx.set(harness.first_job, first)
-            ctx.set(harness.start, 1)
-            await ctx.tick()
-            ctx.set(harness.start, 0)
-            await ctx.tick().until(harness.done)
-            first = ctx.get(harness.job)
+        await run_encoded(AmaranthHarnessBench(ctx, harness), words)
         spans.append(time.monotonic() - started)
 
     sim = Simulator(harness)

@@ -83,27 +83,18 @@ class AmaranthBench:
         await self.ctx.tick()
 
 
-class HarnessBench(Protocol):
-    """A simulated harness: its ports (``start``, ``n_jobs``, ``first_job``, ``done``,
-    ``job``, ``n_results``, ``overflow``), its two memories and its clock. Ports set between
-    clock edges are sampled at the next rising edge."""
+class HarnessBench(Bench, Protocol):
+    """A simulated harness: a :class:`Bench` over its ports (``start``, ``n_jobs``,
+    ``first_job``, ``done``, ``job``, ``n_results``, ``overflow``), plus its two memories.
+    Ports set between clock edges are sampled at the next rising edge."""
 
     job_depth: int
-
-    def get(self, port: str) -> int:
-        """The value of a port as an unsigned integer."""
-
-    def set(self, port: str, value: int) -> None:
-        """Drive an input port from now on."""
 
     def write_job(self, index: int, word: int) -> None:
         """Store a job record in the job memory."""
 
     def read_result(self, index: int) -> int:
         """A record of the result memory."""
-
-    async def tick(self) -> None:
-        """Advance one clock cycle."""
 
     async def until_done(self) -> None:
         """Let the simulation run freely until ``done`` is high (then between clock edges)."""
