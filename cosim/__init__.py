@@ -4,6 +4,7 @@ Sub-packages by role, each importing only from the layers below it (``tests/test
 fails on an arrow that runs back up)::
 
     cli.py, report/        the command line and what it prints (tables, verdict lines)
+        |   campaign/      many scenarios made in memory, run and judged in bulk (the sweep)
         |
     judge/                 the scoreboard and the findings (deviations, known KVM bugs)
     hardware/  reference/  the two sides: the RTL under amaranth.sim or cocotb (testbench,

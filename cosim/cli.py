@@ -112,6 +112,53 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="proofs run at once, each in its own process (default: the "
                              "number of CPUs)")
 
+    sweep = sub.add_parser("sweep", help="the exhaustive decision sweep",
+                           description=(
+        "Run every point of the decision domain (one interrupt arriving at L1's APIC while L2 "
+        "runs, in every initial state the mode names) on the RTL in a simulator and through "
+        "the KVM model, classify every verdict, and check every class against the predicate "
+        "over the input fields that characterizes it (docs/sweep.md). Writes DIR/sweep.json "
+        "(or DIR/sweep.shard-K-of-N.json). Exit status: 0 when every point agrees and every "
+        "class matches its predicate, 1 on a known bug, an unexplained divergence or a "
+        "mismatch, 2 on bad input or a missing simulator."))
+    sweep.add_argument("--full", action="store_true",
+                       help="the whole product of the axes (about 297 million points per "
+                            "version) instead of the default mode (about 3.4 million)")
+    sweep.add_argument("--part", action="append", default=[], metavar="NAME",
+                       help="only this part of the mode (repeatable; see --list)")
+    sweep.add_argument("--list", action="store_true",
+                       help="print what the mode covers, part by part, with sizes, and exit")
+    sweep.add_argument("--kvm", choices=[*versions, "all"], default="all",
+                       help="kernel version to compare with (default: all)")
+    sweep.add_argument("--sim", choices=SIMS, default=None,
+                       help="hardware simulator (default: verilator-native, the harness "
+                            "compiled by Verilator with its own C++ main, if Verilator and a "
+                            "C++ compiler are there; else icarus)")
+    sweep.add_argument("--seed", type=_seed, default=0, metavar="S",
+                       help="memory wait states, as for replay (default 0)")
+    sweep.add_argument("--workers", type=_workers, default=os.cpu_count() or 1, metavar="N",
+                       help="worker processes (default: the number of CPUs)")
+    sweep.add_argument("--shard", type=_shard, default=(1, 1), metavar="K/N",
+                       help="run only the K-th of N contiguous slices of the points "
+                            "(merge the shards' files with pi-cosim merge)")
+    sweep.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR",
+                       help="where the result file goes (default: %(default)s)")
+    sweep.add_argument("--json", action="store_true",
+                       help="print the result document on standard output instead of the "
+                            "report")
+
+    merge = sub.add_parser("merge", help="combine sweep shards into one result",
+                           description=(
+        "Merge the result files of every shard of one sweep (pi-cosim sweep --shard K/N) into "
+        "DIR/sweep.json, the file one run of the whole mode writes. Shards of another design, "
+        "KVM model, mode, backend or seed are refused, as are missing and repeated shards."))
+    merge.add_argument("files", nargs="+", metavar="FILE", help="shard result files")
+    merge.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR",
+                       help="where sweep.json goes (default: %(default)s)")
+    merge.add_argument("--json", action="store_true",
+                       help="print the merged document on standard output instead of the "
+                            "report")
+
     kut = sub.add_parser("kut", help="write the kvm-unit-tests replays as scenario files",
                          description=(
         "Write scenario files generated from kvm-unit-tests (docs/cli.md): "
@@ -133,6 +180,18 @@ def _workers(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"invalid worker count {text!r}: an integer >= 1")
     return value
+
+
+def _shard(text: str) -> tuple[int, int]:
+    k, slash, n = text.partition("/")
+    try:
+        shard = int(k), int(n)
+    except ValueError:
+        shard = (0, 0)
+    if not slash or not 1 <= shard[0] <= shard[1]:
+        raise argparse.ArgumentTypeError(f"invalid shard {text!r}: K/N with 1 <= K <= N, "
+                                         "for example 3/8")
+    return shard
 
 
 def _seed(text: str) -> int:
@@ -176,6 +235,10 @@ def _main(argv: Sequence[str] | None) -> int:
         return _kut(args)
     if args.command == "formal":
         return _formal(args)
+    if args.command == "sweep":
+        return _sweep(args)
+    if args.command == "merge":
+        return _merge(args)
     try:
         scenarios = [load_scenario(f) for f in args.files]
     except ScenarioError as exc:
@@ -238,6 +301,108 @@ def _formal(args) -> int:
     (args.out / "formal.json").write_text(json.dumps(
         {"proofs": [r.to_json() for r in results]}, indent=2) + "\n")
     return EXIT_OK if all(r.status == "proved" for r in results) else EXIT_DIVERGENCE
+
+
+# --- sweep ------------------------------------------------------------------------------------
+
+
+def _writable(directory: Path, option: str) -> str | None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"{option} {directory}: {exc.strerror}; choose a writable directory"
+    return None
+
+
+def _sweep(args) -> int:
+    from cosim.campaign import sweep
+    from cosim.hardware.backends import SimulationFailed, SimulatorUnavailable, check_simulator
+    from cosim.scenario.sweep import MODES, mode
+
+    name = "full" if args.full else "default"
+    try:
+        chosen = mode(name, tuple(args.part))
+    except KeyError as exc:
+        print(f"pi-cosim: error: --part {exc.args[0]}: no such part of the {name} mode; "
+              f"parts: {', '.join(p.name for p in MODES[name].parts)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.list:
+        print(f"sweep {chosen.name}: {chosen.size:,} points per KVM version")
+        for line in chosen.describe():
+            print(f"  {line}")
+        return EXIT_OK
+    sim = args.sim or default_sweep_sim()
+    if (problem := _writable(args.out, "--out")) is not None:
+        print(f"pi-cosim: error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    versions = list(KernelVersion) if args.kvm == "all" else [KernelVersion.parse(args.kvm)]
+    try:
+        if sim != "amaranth":
+            check_simulator(sim)
+        result = sweep.run(chosen, sim, versions, shard=args.shard, workers=args.workers,
+                           seed=args.seed,
+                           progress=sweep.progress_printer() if sys.stderr.isatty() else None)
+    except SimulatorUnavailable as exc:
+        print(f"pi-cosim: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except SimulationFailed as exc:
+        print(f"pi-cosim: error: {exc}", file=sys.stderr)
+        return EXIT_DIVERGENCE
+    k, n = args.shard
+    path = args.out / ("sweep.json" if n == 1 else f"sweep.shard-{k}-of-{n}.json")
+    sweep.write(result.document, path)
+    if args.json:
+        print(json.dumps(result.document))
+    else:
+        print("\n".join(sweep.summary(result)))
+        print(f"result: {path}")
+    return EXIT_OK if result.ok else EXIT_DIVERGENCE
+
+
+def _merge(args) -> int:
+    from cosim.campaign import sweep
+
+    documents = []
+    for name in args.files:
+        try:
+            documents.append((name, json.loads(Path(name).read_text())))
+        except OSError as exc:
+            print(f"pi-cosim: error: {name}: {exc.strerror}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except ValueError as exc:
+            print(f"pi-cosim: error: {name}: not JSON ({exc}); give the files pi-cosim sweep "
+                  "--shard wrote", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    try:
+        result = sweep.merge(documents)
+    except (sweep.MergeError, KeyError, TypeError) as exc:
+        text = str(exc) if isinstance(exc, sweep.MergeError) else (
+            f"not a complete pi-cosim sweep result (missing {exc})")
+        print(f"pi-cosim: error: {text}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if (problem := _writable(args.out, "--out")) is not None:
+        print(f"pi-cosim: error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    path = args.out / "sweep.json"
+    sweep.write(result.document, path)
+    if args.json:
+        print(json.dumps(result.document))
+    else:
+        print("\n".join(sweep.summary(result)))
+        print(f"result: {path} (merged from {len(documents)} shards)")
+    return EXIT_OK if result.ok else EXIT_DIVERGENCE
+
+
+def default_sweep_sim() -> str:
+    """The native Verilator server where it can be built, else Icarus (cocotb), else the
+    cocotb Verilator backend's own error names what is missing."""
+    from cosim.hardware.backends import SimulatorUnavailable, check_simulator
+
+    try:
+        check_simulator("verilator-native")
+        return "verilator-native"
+    except SimulatorUnavailable:
+        return default_sim()
 
 
 # --- replay -----------------------------------------------------------------------------------

@@ -168,12 +168,18 @@ class NestedVmx:
 class VcpuMode(enum.Enum):
     """``vcpu->mode`` (``include/linux/kvm_host.h``)."""
 
+    # members are singletons: identity hashing, not Enum's hash of the name in Python
+    __hash__ = object.__hash__
+
     OUTSIDE_GUEST_MODE = "outside"
     IN_GUEST_MODE = "in-guest"
 
 
 class Request(enum.Enum):
     """The ``KVM_REQ_*`` bits that the modelled paths raise."""
+
+    # members are singletons: identity hashing, not Enum's hash of the name in Python
+    __hash__ = object.__hash__
 
     EVENT = "KVM_REQ_EVENT"
     TRIPLE_FAULT = "KVM_REQ_TRIPLE_FAULT"

@@ -29,6 +29,9 @@ class KernelVersion(enum.Enum):
         invalidated when vmcs12 disables posted interrupts, vPPR refreshed after VM-Enter.
     """
 
+    # members are singletons: identity hashing, not Enum's hash of the name in Python
+    __hash__ = object.__hash__
+
     PRE_PATCH = "pre-patch"
     POST_PATCH = "post-patch"
     NOV_2024 = "nov-2024"

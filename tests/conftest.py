@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cosim.hardware.backends import SIMS, SimulatorUnavailable, check_simulator
+from cosim.hardware.backends import SIMS, WAVE_SIMS, SimulatorUnavailable, check_simulator
 from software_model import KernelVersion, environment
 from software_model.constants import (
     CPU_BASED_ACTIVATE_SECONDARY_CONTROLS,
@@ -86,8 +86,9 @@ WAVES_DIR = Path(__file__).resolve().parent.parent / "waveforms"
 
 @contextmanager
 def waves_on_failure(job, sim: str, directory: Path | None = None):
-    """On a failed assertion inside, replay ``job`` with waveforms on backend ``sim`` and
-    add the dump's path (and its ``.gtkw``) to the failure message."""
+    """On a failed assertion inside, replay ``job`` with waveforms on backend ``sim`` (the
+    cocotb Verilator build for the native server, which has no tracing) and add the dump's
+    path (and its ``.gtkw``) to the failure message."""
     from cosim.hardware.backends import simulate as simulate_hardware
 
     try:
@@ -95,7 +96,7 @@ def waves_on_failure(job, sim: str, directory: Path | None = None):
     except AssertionError as exc:
         target = directory or WAVES_DIR
         target.mkdir(parents=True, exist_ok=True)
-        (run,) = simulate_hardware([job], sim, target)
+        (run,) = simulate_hardware([job], sim if sim in WAVE_SIMS else "verilator", target)
         raise AssertionError(f"{exc}\nwaveform: {run.waves} (open: gtkwave "
                              f"{run.waves.with_suffix('.gtkw')})") from exc
 
@@ -131,7 +132,20 @@ def sim(request) -> str:
     return require_simulator(request.param)
 
 
-@pytest.fixture(params=[s for s in SIMS if s != "amaranth"])
+@pytest.fixture(params=["icarus", "verilator"])
 def cocotb_sim(request) -> str:
     """The cocotb backends (Icarus, Verilator)."""
+    return require_simulator(request.param)
+
+
+@pytest.fixture(params=[s for s in SIMS if s != "amaranth"])
+def compiled_sim(request) -> str:
+    """The backends that simulate the exported Verilog: cocotb with Icarus or Verilator, and
+    the native Verilator server."""
+    return require_simulator(request.param)
+
+
+@pytest.fixture(params=WAVE_SIMS)
+def wave_sim(request) -> str:
+    """The backends that write waveform dumps."""
     return require_simulator(request.param)

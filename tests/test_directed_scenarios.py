@@ -39,6 +39,7 @@ MISSES = {
     "trapped-ipi-nv-masked": {v: ["l1_apic.irr", "pid.pir", "pid.on", "l2.delivered"]
                               for v in KernelVersion},  # KB3
     "nv-while-in-l0": {v: ["l1_apic.irr"] for v in KernelVersion},  # KB7
+    "l1-svi-in-vmcs02": {v: ["l2.svi"] for v in (PRE, POST)},  # KB8
 }
 
 

@@ -9,8 +9,8 @@ import pytest
 
 COSIM = Path(__file__).parent.parent / "cosim"
 #: package -> layer; a module may import its own package and any package of a lower layer
-LAYERS = {"scenario": 0, "hardware": 1, "reference": 1, "judge": 1, "report": 2, "cli": 3,
-          "__main__": 4}
+LAYERS = {"scenario": 0, "hardware": 1, "reference": 1, "judge": 1, "campaign": 2, "report": 2,
+          "cli": 3, "__main__": 4}
 
 
 def _package(module: str) -> str:

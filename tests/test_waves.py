@@ -52,7 +52,8 @@ gtkwave::/File/Quit
 """
 
 
-def test_replay_waves_open_in_gtkwave_grouped_with_enum_names(tmp_path, capsys, sim):
+def test_replay_waves_open_in_gtkwave_grouped_with_enum_names(tmp_path, capsys, wave_sim):
+    sim = wave_sim
     require_tools("gtkwave", "xvfb-run", install="apt-get install -y gtkwave xvfb")
     assert main(["replay", str(SEED), "--sim", sim, "--waves", "--waves-dir",
                  str(tmp_path)]) == 0

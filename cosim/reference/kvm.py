@@ -6,6 +6,7 @@ virtual-APIC page are placed in L1's memory), applies each event through
 ``software_model.environment`` and reads back one :class:`~cosim.outcome.Outcome` per event.
 """
 
+import functools
 from dataclasses import dataclass
 from typing import assert_never
 
@@ -37,6 +38,12 @@ from software_model import KernelVersion, environment
 from software_model.state import ApicPage, PiDesc, Vcpu, Vmcs12
 
 __all__ = ["KvmReference", "ModelRun", "run_beside", "run_model"]
+
+# The records of a state recur across events and scenarios (a sweep reads millions of them):
+# frozen dataclasses are values, so equal ones are shared instead of being built again.
+_l1_apic_outcome = functools.lru_cache(maxsize=1 << 14)(L1ApicOutcome)
+_pid_outcome = functools.lru_cache(maxsize=1 << 12)(PidOutcome)
+_l2_outcome = functools.lru_cache(maxsize=1 << 14)(L2Outcome)
 
 
 def _virtual_apic_page_addr(desc_addr: int) -> int:
@@ -157,22 +164,22 @@ class KvmReference:
             vmexit = VmExit(reason=e.reason, intr_info=e.intr_info, qualification=e.qualification)
         regs = vcpu.apic.regs
         desc = vcpu.memory.pi_descs.get(self.desc_addr)
-        pid = (PidOutcome(pir=vectors(desc.pir), on=desc.on, sn=desc.sn) if desc is not None
-               else PidOutcome(pir=self.scenario.pid.pir, on=self.scenario.pid.on,
-                               sn=self.scenario.pid.sn))
+        pid = (_pid_outcome(pir=vectors(desc.pir), on=desc.on, sn=desc.sn) if desc is not None
+               else _pid_outcome(pir=self.scenario.pid.pir, on=self.scenario.pid.on,
+                                 sn=self.scenario.pid.sn))
         page = vcpu.memory.apic_pages[self.vapic_addr]
         status = vcpu.vmcs02.guest_intr_status if vcpu.guest_mode else self.vmcs12.guest_intr_status
         return Outcome(
             vmexit=vmexit,
             vmentry_error=errors[-1] if errors else None,
             mode=self.mode(),
-            l1_apic=L1ApicOutcome(irr=vectors(regs.irr | vcpu.pi_desc.pir),
-                                  isr=vectors(regs.isr), ppr=regs.ppr,
-                                  eoi_messages=tuple(v for v, level in vcpu.apic.ioapic_eois
-                                                     if level)),
+            l1_apic=_l1_apic_outcome(irr=vectors(regs.irr | vcpu.pi_desc.pir),
+                                     isr=vectors(regs.isr), ppr=regs.ppr,
+                                     eoi_messages=tuple(v for v, level in vcpu.apic.ioapic_eois
+                                                        if level)),
             pid=pid,
-            l2=L2Outcome(virr=vectors(page.irr), visr=vectors(page.isr), rvi=status & 0xFF,
-                         svi=status >> 8, vppr=page.ppr, delivered=tuple(vcpu.l2_delivered)),
+            l2=_l2_outcome(virr=vectors(page.irr), visr=vectors(page.isr), rvi=status & 0xFF,
+                           svi=status >> 8, vppr=page.ppr, delivered=tuple(vcpu.l2_delivered)),
         )
 
 

@@ -14,7 +14,7 @@ other did not still gets every chance to deliver what it holds.
 steps and where an impossible event stopped the run.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 
 from cosim.scenario.format import EVENT_KINDS, L1, EoiEvent, Event, L2EoiEvent, VmEntryEvent
 from cosim.scenario.outcome import Outcome, to_json
@@ -40,14 +40,14 @@ def next_drain_event(last: Outcome) -> Event | None:
     return None
 
 
-def _state(outcome: Outcome) -> Outcome:
-    """The outcome without what belongs to the step itself (its VM exit or entry failure)."""
-    return replace(outcome, vmexit=None, vmentry_error=None)
+#: The outcome's fields that are state, not the step itself (its VM exit or entry failure).
+_STATE_FIELDS = tuple(f.name for f in fields(Outcome) if f.name not in ("vmexit",
+                                                                        "vmentry_error"))
 
 
 def settled(before: Outcome, after: Outcome) -> bool:
     """A drain step changed nothing: running further would repeat it."""
-    return _state(before) == _state(after)
+    return all(getattr(before, name) == getattr(after, name) for name in _STATE_FIELDS)
 
 
 def event_from_dict(data: dict) -> Event:

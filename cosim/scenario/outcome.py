@@ -4,6 +4,7 @@ Both models report one :class:`Outcome` per event; :func:`differences` names the
 differ with the dotted names of the JSON contract (``l2.virr``, ``vmexit.intr_info``).
 """
 
+import functools
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
@@ -19,9 +20,11 @@ def bitmap(vectors) -> int:
     return value
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def vectors(value: int) -> frozenset[int]:
     """The set of vectors whose bits are set in a 256-bit register value (one step per set
-    bit, not per vector: the hot path of every outcome record)."""
+    bit, not per vector; cached, since the same few registers recur in every outcome record
+    of a sweep: the sets are immutable, so sharing them is safe)."""
     found = []
     while value:
         lowest = value & -value
