@@ -293,6 +293,29 @@ def kut_three_versions(count: int) -> dict:
             "total_s": total, "hardware_s": time.monotonic() - started}
 
 
+def sweep_rates(sims: list[str], shard: int) -> dict:
+    """The sweep (``pi-cosim sweep``) on shard 1/``shard`` of the default mode, per backend,
+    against each KVM version alone and against all three, with the default workers: points/s
+    and verdicts/s."""
+    from cosim.campaign import sweep
+    from cosim.scenario.sweep import MODES
+
+    out: dict = {}
+    workers = 2 * (os.cpu_count() or 1)
+    for sim in sims:
+        figures = {}
+        for name, versions in [*((v.value, [v]) for v in KernelVersion),
+                               ("all", list(KernelVersion))]:
+            run = sweep.run(MODES["default"], sim, versions, shard=(1, shard), workers=workers)
+            doc = run.document
+            figures[name] = {"points": doc["points"], "seconds": run.seconds,
+                             "points_per_s": doc["points"] / run.seconds,
+                             "verdicts_per_s": doc["points"] * len(versions) / run.seconds,
+                             "mismatches": len(doc["mismatches"])}
+        out[sim] = figures
+    return out
+
+
 def build_time(sim: str) -> float:
     """A fresh build of ``sim`` in a scratch cache, in seconds."""
     saved = os.environ.get("PI_COSIM_BUILD_DIR")
@@ -429,6 +452,13 @@ def markdown(r: dict) -> str:
     if "same_outcomes_as_cocotb" in raw["verilator"]:
         lines += ["", "The raw C++ replay's result records decode to the same outcomes as the "
                   f"cocotb run: {raw['verilator']['same_outcomes_as_cocotb']}."]
+    if r.get("sweep"):
+        lines += ["", "| sweep (shard of the default mode) | KVM | points | points/s | "
+                  "verdicts/s |", "|---|---|---|---|---|"]
+        for sim, figures in r["sweep"].items():
+            for version, f in figures.items():
+                lines.append(f"| {sim} | {version} | {f['points']:,} | "
+                             f"{f['points_per_s']:,.0f} | {f['verdicts_per_s']:,.0f} |")
     m, d = r["model"], r["design"]
     lines += [
         "", "| KVM model | figure |", "|---|---|",
@@ -522,6 +552,10 @@ def main(argv=None) -> int:
         "build_s": {} if args.quick else {sim: build_time(sim) for sim in sims
                                            if sim != "amaranth"},
         "model": model(scenarios),
+        # the native server needs what the Verilator backend needs but cocotb
+        "sweep": sweep_rates([s for s, needs in (("verilator-native", "verilator"),
+                                                 ("icarus", "icarus")) if needs in sims],
+                             20_000 if args.quick else 400),
         "design": design(),
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -136,16 +136,13 @@ def _build_parser() -> argparse.ArgumentParser:
                             "C++ compiler are there; else icarus)")
     sweep.add_argument("--seed", type=_seed, default=0, metavar="S",
                        help="memory wait states, as for replay (default 0)")
-    sweep.add_argument("--workers", type=_workers, default=os.cpu_count() or 1, metavar="N",
-                       help="worker processes (default: the number of CPUs)")
+    sweep.add_argument("--workers", type=_workers, default=2 * (os.cpu_count() or 1),
+                       metavar="N",
+                       help="worker processes (default: two per CPU: a worker waits while "
+                            "its simulator runs)")
     sweep.add_argument("--shard", type=_shard, default=(1, 1), metavar="K/N",
                        help="run only the K-th of N contiguous slices of the points "
                             "(merge the shards' files with pi-cosim merge)")
-    sweep.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR",
-                       help="where the result file goes (default: %(default)s)")
-    sweep.add_argument("--json", action="store_true",
-                       help="print the result document on standard output instead of the "
-                            "report")
 
     merge = sub.add_parser("merge", help="combine sweep shards into one result",
                            description=(
@@ -153,11 +150,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "DIR/sweep.json, the file one run of the whole mode writes. Shards of another design, "
         "KVM model, mode, backend or seed are refused, as are missing and repeated shards."))
     merge.add_argument("files", nargs="+", metavar="FILE", help="shard result files")
-    merge.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR",
-                       help="where sweep.json goes (default: %(default)s)")
-    merge.add_argument("--json", action="store_true",
-                       help="print the merged document on standard output instead of the "
-                            "report")
+    for command in (sweep, merge):
+        command.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR",
+                             help="where the result file goes (default: %(default)s)")
+        command.add_argument("--json", action="store_true",
+                             help="print the result document on standard output instead of "
+                                  "the report")
 
     kut = sub.add_parser("kut", help="write the kvm-unit-tests replays as scenario files",
                          description=(
@@ -349,13 +347,20 @@ def _sweep(args) -> int:
         print(f"pi-cosim: error: {exc}", file=sys.stderr)
         return EXIT_DIVERGENCE
     k, n = args.shard
-    path = args.out / ("sweep.json" if n == 1 else f"sweep.shard-{k}-of-{n}.json")
+    return _sweep_result(args, result, args.out / (
+        "sweep.json" if n == 1 else f"sweep.shard-{k}-of-{n}.json"), "")
+
+
+def _sweep_result(args, result, path: Path, note: str) -> int:
+    """Write the result document, print it (``--json``) or the report; the exit status."""
+    from cosim.campaign import sweep
+
     sweep.write(result.document, path)
     if args.json:
         print(json.dumps(result.document))
     else:
         print("\n".join(sweep.summary(result)))
-        print(f"result: {path}")
+        print(f"result: {path}{note}")
     return EXIT_OK if result.ok else EXIT_DIVERGENCE
 
 
@@ -383,14 +388,8 @@ def _merge(args) -> int:
     if (problem := _writable(args.out, "--out")) is not None:
         print(f"pi-cosim: error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    path = args.out / "sweep.json"
-    sweep.write(result.document, path)
-    if args.json:
-        print(json.dumps(result.document))
-    else:
-        print("\n".join(sweep.summary(result)))
-        print(f"result: {path} (merged from {len(documents)} shards)")
-    return EXIT_OK if result.ok else EXIT_DIVERGENCE
+    return _sweep_result(args, result, args.out / "sweep.json",
+                         f" (merged from {len(documents)} shards)")
 
 
 def default_sweep_sim() -> str:

@@ -34,4 +34,9 @@ def test_bench_quick_writes_the_three_reports(tmp_path):
     assert data["model"]["runs"] == 20 * 3 and data["model"]["check_nested_events_calls"] > 0
     assert data["design"]["accept_to_vm_exit_cycles"] > 0 and data["design"]["flip_flops"] > 0
     assert "| cocotb + Verilator |" in (tmp_path / "bench.md").read_text()
+    sweep = data["sweep"]
+    assert set(sweep) == {"verilator-native", "icarus"}
+    assert set(sweep["icarus"]) == {"pre-patch", "post-patch", "nov-2024", "all"}
+    assert all(f["points"] == 169 and f["mismatches"] == 0 and f["points_per_s"] > 0
+               for figures in sweep.values() for f in figures.values())
     assert (tmp_path / "bench.svg").read_text().startswith("<svg")
