@@ -487,8 +487,19 @@ def merge(documents: list[tuple[str, dict]]) -> SweepRun:
                               versions, (1, 1), 0, first["domain"]["size"], total))
 
 
+#: The document's lists that can be long: written one entry per line.
+_LISTS = ("mismatches", "divergent")
+
+
 def write(document: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(document, indent=1, sort_keys=False) + "\n")
+    """The document as JSON: the header indented, each entry of the long lists on a line of
+    its own (the default mode's is about 85 MB)."""
+    head = {k: v for k, v in document.items() if k not in _LISTS}
+    text = json.dumps(head, indent=1)[:-2]
+    for name in _LISTS:
+        entries = ",\n".join(json.dumps(e, separators=(",", ":")) for e in document[name])
+        text += f',\n "{name}": [' + (f"\n{entries}\n ]" if entries else "]")
+    path.write_text(text + "\n}\n")
 
 
 # --- text -------------------------------------------------------------------------------------
