@@ -215,3 +215,39 @@ def test_other_backends_give_the_same_document(small, sim):
     else:
         doc = _run(sim=sim).document
         assert {**doc, "sim": NATIVE} == small.document
+
+
+def test_an_entry_the_hardware_does_not_refuse_is_a_mismatch(native, monkeypatch):
+    """The entry checks' claim is checked on the hardware too: a hardware side that entered L2
+    (here: KVM's runs with the VM-entry error taken away) is class 'VM entry not refused'."""
+    from dataclasses import replace
+
+    from cosim.reference.kvm import run_model
+
+    def entered(jobs, sim):
+        sides = [run_model(job.scenario, POST, own_modes=False).side for job in jobs]
+        return [replace(s, outcomes=(replace(s.outcomes[0], vmentry_error=None),)) for s in sides]
+
+    monkeypatch.setattr(sweep, "_hardware", entered)
+    doc = _run(domain.mode("default", ("entry",))).document
+    assert {m["class"] for m in doc["mismatches"]} == {sweep.ENTRY_NOT_REFUSED}
+    assert len(doc["mismatches"]) == 12 * 3
+
+
+def test_progress_says_points_rate_and_time_left():
+    import io
+
+    stream = io.StringIO()
+    show = sweep.progress_printer(stream)
+    show(1_000, 4_000, 2.0)
+    show(4_000, 4_000, 8.0)
+    text = stream.getvalue()
+    assert "\r  1,000 / 4,000 points (25.0 %), 500 points/s, 0 min 06 s left" in text
+    assert text.endswith("4,000 / 4,000 points (100.0 %), 500 points/s, 0 min 00 s left   \n")
+
+
+def test_a_merge_keeps_the_shards_fingerprints(native):
+    """Shards made by another checkout merge into a document that says so (the merging
+    process's own design and model do not matter)."""
+    docs = [{**_run(shard=(k, 2)).document, "model": "from-elsewhere"} for k in (1, 2)]
+    assert sweep.merge([("a", docs[0]), ("b", docs[1])]).document["model"] == "from-elsewhere"

@@ -348,6 +348,8 @@ def run(mode: Mode, sim: str, versions: Iterable[KernelVersion], *,
     """Run shard ``shard`` of ``mode`` on backend ``sim`` against ``versions``; ``progress``
     is called with (points done, points in all, seconds so far) after every chunk."""
     versions = tuple(v for v in KernelVersion if v in set(versions))
+    # what this run is made of, read before it starts (an edit while it runs is not it)
+    made_of = {"design": _fingerprint("design"), "model": _fingerprint("model")}
     lo, hi = shard_range(mode.size, shard)
     tasks = [_Task(mode, a, b, sim, seed, versions)
              for a, b in _chunks(lo, hi, _CHUNK.get(sim, 10_000))]
@@ -375,7 +377,8 @@ def run(mode: Mode, sim: str, versions: Iterable[KernelVersion], *,
             if progress:
                 progress(total.points, hi - lo, time.monotonic() - started)
     seconds = time.monotonic() - started
-    document = _document(mode.name, describe(mode), sim, seed, versions, shard, lo, hi, total)
+    document = _document(mode.name, describe(mode), sim, seed, made_of, versions, shard, lo, hi,
+                         total)
     return SweepRun(document, seconds)
 
 
@@ -388,8 +391,8 @@ def describe(mode: Mode) -> dict[str, Any]:
 
 
 def _document(mode: str, described: dict[str, Any], sim: str, seed: int,
-              versions: tuple[KernelVersion, ...], shard: tuple[int, int], lo: int, hi: int,
-              total: _Tally) -> dict[str, Any]:
+              made_of: dict[str, str], versions: tuple[KernelVersion, ...],
+              shard: tuple[int, int], lo: int, hi: int, total: _Tally) -> dict[str, Any]:
     order = {v.value: i for i, v in enumerate(KernelVersion)}
 
     def key(item: dict) -> tuple:
@@ -414,8 +417,8 @@ def _document(mode: str, described: dict[str, Any], sim: str, seed: int,
         "shard": {"index": shard[0], "count": shard[1], "first": lo, "end": hi},
         "sim": sim,
         "seed": seed,
-        "design": _fingerprint("design"),
-        "model": _fingerprint("model"),
+        "design": made_of["design"],
+        "model": made_of["model"],
         "points": total.points,
         "hardware_jobs": total.jobs,
         "hardware_cycles": total.cycles,
@@ -483,8 +486,9 @@ def merge(documents: list[tuple[str, dict]]) -> SweepRun:
         total.divergent += doc["divergent"]
         total.mismatches += doc["mismatches"]
     versions = tuple(v for v in KernelVersion if v.value in first["versions"])
+    made_of = {"design": first["design"], "model": first["model"]}  # the shards', not ours
     return SweepRun(_document(first["mode"], first["domain"], first["sim"], first["seed"],
-                              versions, (1, 1), 0, first["domain"]["size"], total))
+                              made_of, versions, (1, 1), 0, first["domain"]["size"], total))
 
 
 #: The document's lists that can be long: written one entry per line.

@@ -185,16 +185,29 @@ def _pack(fields: dict[str, tuple], values: dict[str, int]) -> int:
     return word
 
 
+def _table(prefix: str) -> dict[str, tuple[int, int]]:
+    """``name -> (offset, mask)`` for the fields under ``prefix`` of a result record, and its
+    ``cycle``."""
+    table = {name[len(prefix):]: (offset, mask)
+             for name, (offset, _width, mask) in RESULT_FIELDS.items() if name.startswith(prefix)}
+    table["cycle"] = RESULT_FIELDS["cycle"][0], RESULT_FIELDS["cycle"][2]
+    return table
+
+
+_CYCLE, _STEP, _SNAPSHOT, _END = (_table(f"body.{kind}.") for kind in (
+    "cycle", "step", "step.snapshot", "end"))
+
+
 class _Fields:
-    """Reads the fields under ``prefix`` of one result word (and its ``cycle``)."""
+    """Reads the fields of one result word through a :func:`_table`."""
 
-    __slots__ = ("prefix", "word")
+    __slots__ = ("table", "word")
 
-    def __init__(self, word: int, prefix: str):
-        self.word, self.prefix = word, prefix
+    def __init__(self, word: int, table: dict[str, tuple[int, int]]):
+        self.word, self.table = word, table
 
     def __getitem__(self, name: str) -> int:
-        offset, _width, mask = RESULT_FIELDS[name if name == "cycle" else self.prefix + name]
+        offset, mask = self.table[name]
         return self.word >> offset & mask
 
 
@@ -307,7 +320,7 @@ def decode(records: list[int], jobs: list[Job]) -> list[SideRun]:
         for word in it:
             kind = word & 3  # ResultKind is the record's first field
             if kind == ResultKind.CYCLE.value:
-                r = _Fields(word, "body.cycle.")
+                r = _Fields(word, _CYCLE)
                 if debug and r["mem_served"]:
                     lines.append((r["cycle"] - 1, 1, f"memory: cycle {r['cycle'] - 1}: "
                                   f"{MemOp(r['mem_op']).name} {r['mem_addr']:#x} -> old "
@@ -321,8 +334,8 @@ def decode(records: list[int], jobs: list[Job]) -> list[SideRun]:
                     elif isinstance(t, EoiMessage):
                         eois += (t.vector,)
             elif kind == ResultKind.STEP.value:
-                r = _Fields(word, "body.step.")
-                last_snapshot = _Fields(word, "body.step.snapshot.")
+                r = _Fields(word, _STEP)
+                last_snapshot = _Fields(word, _SNAPSHOT)
                 outcome = _outcome(last_snapshot, transactions[since:], delivered, eois)
                 since = len(transactions)
                 if r["drain"]:
@@ -337,7 +350,7 @@ def decode(records: list[int], jobs: list[Job]) -> list[SideRun]:
                         log.debug("%s", text)
                     lines.clear()
             else:
-                r = _Fields(word, "body.end.")
+                r = _Fields(word, _END)
                 status = EndStatus(r["status"])
                 cycles = r["cycle"]
                 if status is EndStatus.DONE or status is EndStatus.UNSETTLED:
