@@ -217,10 +217,13 @@ class NativeSession:
         return [int(read(), 16) for _ in range(count)]
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-            self.process.wait()
+        """End the server (end of its input) and close both pipes."""
+        stdin, stdout = self.process.stdin, self.process.stdout
+        if stdin is not None and not stdin.closed:
+            stdin.close()
+        self.process.wait()
+        if stdout is not None and not stdout.closed:
+            stdout.close()
 
     def __enter__(self) -> "NativeSession":
         return self
