@@ -314,7 +314,7 @@ def _writable(directory: Path, option: str) -> str | None:
 
 def _sweep(args) -> int:
     from cosim.campaign import sweep
-    from cosim.hardware.backends import SimulationFailed, SimulatorUnavailable, check_simulator
+    from cosim.hardware.backends import SimulationFailed, SimulatorUnavailable
     from cosim.scenario.sweep import MODES, mode
 
     name = "full" if args.full else "default"
@@ -334,9 +334,7 @@ def _sweep(args) -> int:
         print(f"pi-cosim: error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     versions = list(KernelVersion) if args.kvm == "all" else [KernelVersion.parse(args.kvm)]
-    try:
-        if sim != "amaranth":
-            check_simulator(sim)
+    try:  # run() checks the simulator and builds first
         result = sweep.run(chosen, sim, versions, shard=args.shard, workers=args.workers,
                            seed=args.seed,
                            progress=sweep.progress_printer() if sys.stderr.isatty() else None)

@@ -241,12 +241,11 @@ def _hardware(jobs: list[Job], sim: str) -> list[SideRun]:
     if sim != "verilator-native":
         return [run.side for run in simulate(jobs, sim)]
     from cosim.hardware.native import NativeSession
-    from cosim.hardware.testbench import decode, encode, trace_memory
 
     session = _SESSIONS.get(sim)
     if session is None or session.process.poll() is not None:
         session = _SESSIONS[sim] = NativeSession()
-    return decode(session.run([encode(job) for job in jobs], trace_memory()), jobs)
+    return session.run_jobs(jobs)
 
 
 def _differences(verdict: Verdict) -> dict[str, str | None]:
@@ -353,14 +352,15 @@ def run(mode: Mode, sim: str, versions: Iterable[KernelVersion], *,
     lo, hi = shard_range(mode.size, shard)
     tasks = [_Task(mode, a, b, sim, seed, versions)
              for a, b in _chunks(lo, hi, _CHUNK.get(sim, 10_000))]
+    from cosim.hardware.backends import _build, check_simulator
+
+    if sim != "amaranth":
+        check_simulator(sim)  # one clear message for a missing simulator, before any work
     if sim == "verilator-native":
         from cosim.hardware.native import build_native
 
-        build_native()
+        build_native()  # once, before the workers share it
     elif sim != "amaranth":
-        from cosim.hardware.backends import _build, check_simulator
-
-        check_simulator(sim)
         _build(sim, waves=False)
     started = time.monotonic()
     total = _Tally()

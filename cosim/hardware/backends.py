@@ -119,7 +119,7 @@ def _run(jobs, sim, dump: Path | None) -> list[SideRun]:
         from cosim.hardware.native import NativeSession
 
         with NativeSession() as session:
-            return decode(session.run([encode(job) for job in jobs], trace_memory()), jobs)
+            return session.run_jobs(jobs)
     return _run_cocotb(jobs, sim, dump)
 
 

@@ -26,10 +26,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cosim.hardware.harness import ResultKind
 
 __all__ = ["NativeSession", "SERVER_MAIN", "build_native"]
+
+if TYPE_CHECKING:
+    from cosim.hardware.testbench import Job
+    from cosim.scenario.drain import SideRun
 
 TOPLEVEL = "pi_cosim_harness"
 
@@ -215,6 +220,12 @@ class NativeSession:
         self.cycles += cycles
         read = self.process.stdout.readline
         return [int(read(), 16) for _ in range(count)]
+
+    def run_jobs(self, jobs: "list[Job]") -> "list[SideRun]":
+        """The jobs' side runs: encoded, served, decoded (as every backend decodes)."""
+        from cosim.hardware.testbench import decode, encode, trace_memory
+
+        return decode(self.run([encode(job) for job in jobs], trace_memory()), jobs)
 
     def close(self) -> None:
         """End the server (end of its input) and close both pipes."""
