@@ -439,7 +439,7 @@ def _replay(args, scenarios: list[Scenario], versions: list[KernelVersion]) -> i
                 future = pool.submit(simulate, jobs, sim,
                                      args.waves_dir if args.waves else None, args.workers)
                 ahead = {(i, v): run_model(s, v, own_modes=False)
-                         for i, s in enumerate(scenarios) for v in versions}
+                         for i, s in enumerate(scenarios) for v in versions if not s.races}
                 runs = future.result()
     except SimulatorUnavailable as exc:
         print(f"pi-cosim: error: {exc}", file=sys.stderr)
@@ -453,7 +453,7 @@ def _replay(args, scenarios: list[Scenario], versions: list[KernelVersion]) -> i
     for i, (scenario, run) in enumerate(zip(scenarios, runs, strict=True)):
         for version in versions:
             # the model's run as run_beside makes it: ahead of time unless the hardware
-            # stopped at an impossible event
+            # stopped at an impossible event (or placed races, which the model then follows)
             model = ahead.get((i, version)) if run.side.impossible is None else None
             software = (model or run_beside(scenario, version, run.side)).side
             verdict = compare(scenario, version, sim, args.seed, run.side, software)

@@ -32,6 +32,8 @@ __all__ = [
     "ipiv",
     "l2_eoi",
     "l2_tpr",
+    "race",
+    "race_end",
     "new_vcpu",
     "post",
     "start_in_l1",
@@ -159,6 +161,33 @@ def interrupt_in_l0(vcpu: Vcpu, vector: int, route: str) -> None:
     vcpu.hold_in_l0 = vcpu.held_in_l0 = False
     interrupt(vcpu, vector, route)
     x86.vcpu_run(vcpu)
+
+
+def race(vcpu: Vcpu, vector: int) -> None:
+    """Another agent's post (as :func:`post`) that lands inside the next posted-interrupt
+    processing of the nested descriptor: right after ON is cleared (step 3 of the CPU's
+    processing, or ``pi_test_and_clear_on`` in KVM's), before PIR is read. :func:`race_end`
+    lands it as an ordinary post if nothing cleared ON by then."""
+    vmcs12 = nested.get_vmcs12(vcpu)
+    desc = vcpu.memory.map_pi_desc(vmcs12.posted_intr_desc_addr)
+    if desc is None:
+        vcpu.trace("race: descriptor address is not backed by memory; nothing written")
+        return
+    desc.racing.append(vector)
+    vcpu.trace(f"race: PIR[{vector:#04x}] := 1, ON := 1 will land when ON is next cleared")
+
+
+def race_end(vcpu: Vcpu) -> None:
+    """The racing posts that found no processing to land in land now."""
+    vmcs12 = nested.get_vmcs12(vcpu)
+    desc = vcpu.memory.pi_descs.get(vmcs12.posted_intr_desc_addr)
+    if desc is None or not desc.racing:
+        return
+    for vector in desc.racing:
+        desc.pir |= 1 << vector
+        desc.on = True
+        vcpu.trace(f"race: no processing cleared ON; PIR[{vector:#04x}] := 1, ON := 1 now")
+    desc.racing.clear()
 
 
 def post(vcpu: Vcpu, vector: int) -> None:

@@ -47,6 +47,17 @@ class PiDesc:
     sn: bool = False
     nv: int = 0
     ndst: int = 0
+    #: Another agent's posts waiting to land the moment ON is next cleared, before anything
+    #: reads PIR again (``environment.race``); not part of the descriptor's 64 bytes.
+    racing: list[int] = field(default_factory=list, compare=False, repr=False)
+
+    def __setattr__(self, name: str, value) -> None:
+        object.__setattr__(self, name, value)
+        if name == "on" and not value and getattr(self, "racing", None):
+            for vector in self.racing:  # the other agent's locked ORs: PIR[vector], then ON
+                object.__setattr__(self, "pir", self.pir | 1 << vector)
+                object.__setattr__(self, "on", True)
+            self.racing.clear()
 
     def pir_chunk(self, i: int) -> int:
         """``pir[i]``: the i-th u32 of PIR."""

@@ -146,10 +146,12 @@ def test_concurrent_posts_lose_no_bit(sim):
     with and without memory wait states, all in one simulation. Each post is either harvested
     by this processing (0x52 reaches L2) or left in PIR with ON = 1 (a new notification is
     pending): never lost."""
-    from cosim.hardware.testbench import ConcurrentPost
+    from dataclasses import replace
+
+    from cosim.scenario.format import Race
 
     scenario = load_scenario(Path(__file__).parent.parent / "scenarios" / "seed-ipiv.toml")
-    jobs = [Job(scenario, seed=seed, posts=(ConcurrentPost(0, cycle, 0x52),))
+    jobs = [Job(replace(scenario, races=(Race(event=0, cycle=cycle, vector=0x52),)), seed=seed)
             for seed in (0, 11) for cycle in range(0, 17)]  # both steps land within the event
     runs = simulate(jobs, sim)
     harvested = left = 0
@@ -165,6 +167,31 @@ def test_concurrent_posts_lose_no_bit(sim):
             harvested += 1
         assert 0x41 in l2.virr | l2.visr | set(l2.delivered)  # the seed's own post
     assert harvested and left  # both sides of the race were reached
+
+
+def test_races_agree_with_kvm_in_every_window(sim):
+    """A race (another agent's post at every cycle offset of the seed's processing, with and
+    without wait states): the hardware's post lands before, during or after the processing;
+    the model places it in the same window and agrees on everything else at post-patch and
+    nov-2024 (pre-patch: the seed's KB1, the raced vector among the vectors it strands)."""
+    from dataclasses import replace
+
+    from cosim.reference.kvm import race_windows
+    from cosim.scenario.format import Race
+
+    scenario = load_scenario(Path(__file__).parent.parent / "scenarios" / "seed-ipiv.toml")
+    jobs = [Job(replace(scenario, races=(Race(event=0, cycle=cycle, vector=0x52),)), seed=seed)
+            for seed in (0, 11) for cycle in range(17)]
+    runs = simulate(jobs, sim)
+    windows = set()
+    for job, run in zip(jobs, runs, strict=True):
+        windows.update(race_windows(job.scenario, run.side))
+        for version in KernelVersion:
+            software = run_beside(job.scenario, version, run.side).side
+            verdict = compare(job.scenario, version, sim, job.seed, run.side, software)
+            assert not verdict.divergent, (job.scenario.races, job.seed, version)
+            assert verdict.known_bugs == (("KB1",) if version is PRE else ()), version
+    assert windows == {"before", "during", "after"}
 
 
 def test_verbose_logs_the_transactions_with_their_cycles(capsys):

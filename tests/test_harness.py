@@ -14,11 +14,10 @@ from cosim.hardware.testbench import (
     JOB_FIELDS,
     MAX_SEED,
     RESULT_FIELDS,
-    ConcurrentPost,
     Job,
     encode,
 )
-from cosim.scenario.format import L2EoiEvent, load_scenario
+from cosim.scenario.format import L2EoiEvent, Race, load_scenario
 
 SEED = Path(__file__).parent.parent / "scenarios" / "seed-ipiv.toml"
 
@@ -34,7 +33,7 @@ def test_fields_are_the_layouts():
 
 def test_encode_places_the_scenario_in_the_record():
     scenario = load_scenario(SEED)
-    word = encode(Job(scenario, seed=7, posts=(ConcurrentPost(0, 3, 0x52),)))
+    word = encode(Job(replace(scenario, races=(Race(event=0, cycle=3, vector=0x52),)), seed=7))
     view = JOB.from_bits(word)
     assert view.seed == 7 and view.wait_mask == 3 and view.n_events == 1
     assert view.posted_intr_nv == scenario.vmcs12.posted_intr_nv
@@ -49,9 +48,9 @@ def test_jobs_that_do_not_fit_are_refused():
     many = replace(scenario, events=scenario.events + (L2EoiEvent(),) * MAX_EVENTS)
     with pytest.raises(ValueError, match=f"the harness runs 1 to {MAX_EVENTS} events"):
         encode(Job(many))
-    posts = tuple(ConcurrentPost(0, c, 0x52) for c in range(MAX_POSTS + 1))
+    posts = tuple(Race(event=0, cycle=c, vector=0x52) for c in range(MAX_POSTS + 1))
     with pytest.raises(ValueError, match=f"at most {MAX_POSTS} concurrent posts"):
-        encode(Job(scenario, posts=posts))
+        encode(Job(replace(scenario, races=posts)))
     with pytest.raises(ValueError, match="seed = 0x100000000 does not fit"):
         encode(Job(scenario, seed=MAX_SEED + 1))
 

@@ -146,6 +146,27 @@ def test_post_writes_pir_then_on_without_notification():
     assert l2_page(vcpu).irr == 0 and vcpu.l2_delivered == []
 
 
+def test_a_racing_post_lands_between_step_3_and_the_harvest():
+    """C14: another agent's post that lands right after step 3 cleared ON is harvested by the
+    same processing and leaves ON = 1 with PIR empty (the next notification finds nothing:
+    C4). Without a processing it lands as an ordinary post when the event ends."""
+    vcpu = vcpu_in_l2(POST, pir=(0x41,))
+    vcpu.l2_rflags_if = False
+    environment.race(vcpu, 0x52)
+    assert nested_desc(vcpu).pir == 1 << 0x41  # not yet
+    cpu.posted_interrupt_processing(vcpu, vcpu.vmcs02)
+    desc = nested_desc(vcpu)
+    assert (desc.pir, desc.on) == (0, True)
+    assert l2_page(vcpu).irr == 1 << 0x41 | 1 << 0x52 and vcpu.vmcs02.rvi == 0x52
+    environment.race_end(vcpu)  # already landed: nothing more
+    assert (desc.pir, desc.on) == (0, True)
+
+    vcpu = vcpu_in_l2(POST, pir=(), on=False)
+    environment.race(vcpu, 0x52)
+    environment.race_end(vcpu)
+    assert (nested_desc(vcpu).pir, nested_desc(vcpu).on) == (1 << 0x52, True)
+
+
 def test_ipiv_with_sn_set_posts_without_notification():  # C11 / IPIV-9
     vcpu = vcpu_in_l2(KernelVersion.PRE_PATCH)
     vcpu.pi_desc.sn = True

@@ -52,7 +52,7 @@ from amaranth.lib import data, enum, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from cosim.scenario.drain import MAX_DRAIN_STEPS
-from cosim.scenario.format import EVENT_KINDS, L1, L2
+from cosim.scenario.format import EVENT_KINDS, L1, L2, MAX_RACES, RACE_CYCLES
 from rtl.layouts import (
     EXIT_CONTROLS,
     NOTIFY_INFO_OFFSET,
@@ -80,11 +80,12 @@ __all__ = ["DEFAULT_WAIT_MASK", "LFSR_TAPS", "MAX_CYCLES_PER_EVENT", "MAX_EVENTS
 #: "active" for its whole run (however long the memory takes), and every other internal
 #: sequence shows activity within 2 cycles; 12 leaves a wide margin.
 SETTLE_CYCLES = 12
-#: A bound on settling after any one event (a longer run is a hang: the model is at fault).
-MAX_CYCLES_PER_EVENT = 2000
+#: A bound on settling after any one event (a longer run is a hang: the model is at fault);
+#: the scenario format bounds a race's cycle by it.
+MAX_CYCLES_PER_EVENT = RACE_CYCLES
 #: The most events and other agents' posts one job holds.
 MAX_EVENTS = 64
-MAX_POSTS = 4
+MAX_POSTS = MAX_RACES
 #: With a non-zero seed, each memory request waits ``lfsr & wait_mask`` cycles: 0..3.
 DEFAULT_WAIT_MASK = 3
 #: The taps of the 32-bit Galois LFSR that draws the memory's wait cycles

@@ -65,7 +65,7 @@ from cosim.scenario.outcome import (
 from rtl.memory import MemOp
 from rtl.top import PathState
 
-__all__ = ["ConcurrentPost", "Delivery", "EntryFailure", "EoiMessage", "Exit", "HardwareHang",
+__all__ = ["Delivery", "EntryFailure", "EoiMessage", "Exit", "HardwareHang",
            "MAX_SEED", "Job", "Transaction", "decode", "encode", "run_encoded", "run_jobs",
            "trace_memory"]
 
@@ -117,19 +117,10 @@ class HardwareHang(RuntimeError):
 
 
 @dataclass(frozen=True)
-class ConcurrentPost:
-    """Another agent posts ``vector`` into the descriptor while event ``event`` is processed:
-    PIR[vector] := 1 at ``cycle`` cycles into the event, ON := 1 one cycle later (PI-9, C14)."""
-
-    event: int
-    cycle: int
-    vector: int
-
-
-@dataclass(frozen=True)
 class Job:
     """One scenario for the hardware (the scenario itself, not a file: sweeps and random
-    regressions make them in memory), the memory seed and concurrent posts.
+    regressions make them in memory; its ``races`` are other agents' posts at their cycles) and
+    the memory seed.
 
     ``seed`` 0 is zero-wait memory; any other seed (up to :data:`MAX_SEED`) seeds the
     harness's LFSR, which draws ``lfsr & wait_mask`` wait cycles per memory request (0..3 by
@@ -138,7 +129,6 @@ class Job:
 
     scenario: Scenario
     seed: int = 0
-    posts: tuple[ConcurrentPost, ...] = ()
     wait_mask: int = DEFAULT_WAIT_MASK
 
 
@@ -237,7 +227,7 @@ def encode(job: Job) -> int:
     if not s.events or len(s.events) > MAX_EVENTS:
         raise ValueError(f"{s.name}: the harness runs 1 to {MAX_EVENTS} events per scenario, "
                          f"not {len(s.events)}")
-    if len(job.posts) > MAX_POSTS:
+    if len(s.races) > MAX_POSTS:
         raise ValueError(f"{s.name}: the harness takes at most {MAX_POSTS} concurrent posts")
     values = {**c.control_words(), "posted_intr_nv": c.posted_intr_nv,
               "posted_intr_desc_addr": c.posted_intr_desc_addr, "maxphyaddr": s.maxphyaddr,
@@ -257,7 +247,7 @@ def encode(job: Job) -> int:
         code, operand = _event_fields(event)
         values[f"events.{i}.kind"] = code.value
         values[f"events.{i}.value"] = operand
-    for i, post in enumerate(job.posts):
+    for i, post in enumerate(s.races):
         values.update({f"posts.{i}.valid": 1, f"posts.{i}.event": post.event,
                        f"posts.{i}.cycle": post.cycle, f"posts.{i}.vector": post.vector})
     try:

@@ -70,14 +70,16 @@ class Context:
     before: Outcome | None
     hardware: Outcome
     software: Outcome
+    index: int = -1  # the event's index in the scenario
 
     @property
     def pir_before(self) -> frozenset[int]:
-        """The descriptor's PIR before the event, with the event's own post, if any."""
+        """The descriptor's PIR before the event, with the event's own post and the vectors
+        other agents post while it runs (``[[races]]``), if any."""
         pir = self.scenario.pid.pir if self.before is None else self.before.pid.pir
         if isinstance(self.event, PostEvent):
             pir = pir | {self.event.vector}
-        return frozenset(pir)
+        return frozenset(pir) | {r.vector for r in self.scenario.races if r.event == self.index}
 
     @property
     def on_before(self) -> bool:

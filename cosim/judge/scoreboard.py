@@ -193,7 +193,8 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
     bug_vectors: dict[str, frozenset[int]] = {}  # known bugs hit so far -> their vectors
     last_bug: str | None = None
     applied = scenario.events[:len(hardware.outcomes)]  # all, unless an event was impossible
-    for event, hw, sw in zip(applied, hardware.outcomes, software.outcomes, strict=True):
+    for index, (event, hw, sw) in enumerate(zip(applied, hardware.outcomes, software.outcomes,
+                                                strict=True)):
         diffs = differences(hw, sw)
         classes: dict[str, str | None] = {}
         if previous is not None:
@@ -204,7 +205,7 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
                         and sw.get(field) == previous.software.get(field)):
                     classes[name] = carried[name]
         ctx = Context(scenario, version, event, None if previous is None else previous.software,
-                      hw, sw)
+                      hw, sw, index)
         open_fields = {d for d in diffs if d not in classes}
         for bug in KNOWN_BUGS:
             explained = bug.explains(ctx, open_fields)

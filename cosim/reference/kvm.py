@@ -59,9 +59,14 @@ class KvmReference:
     the first event's outcome.
     """
 
-    def __init__(self, scenario: Scenario, version: KernelVersion):
+    def __init__(self, scenario: Scenario, version: KernelVersion,
+                 windows: tuple[str, ...] | None = None):
         self.scenario = scenario
         self.version = version
+        # each race's window (RACE_WINDOWS): beside the hardware, where its post landed there
+        self.races = tuple(zip(scenario.races, windows or (AFTER,) * len(scenario.races),
+                               strict=True))
+        self._applied = 0
         self.vcpu = vcpu = environment.new_vcpu(version, maxphyaddr=scenario.maxphyaddr)
         self._seen_exits = 0
         self._seen_errors = 0
@@ -109,7 +114,19 @@ class KvmReference:
         vcpu = self.vcpu
         holds = isinstance(upcoming, InterruptEvent) and upcoming.in_l0
         vcpu.hold_in_l0 = holds
+        index, self._applied = self._applied, self._applied + 1
+        races = [(race, window) for race, window in self.races if race.event == index]
+        for race, window in races:
+            if window == BEFORE:
+                environment.post(vcpu, race.vector)
+            elif window == DURING:
+                environment.race(vcpu, race.vector)
         self._apply(event)
+        for race, window in races:
+            if window == DURING:
+                environment.race_end(vcpu)
+            elif window == AFTER:
+                environment.post(vcpu, race.vector)
         vcpu.hold_in_l0 = False
         if holds and vcpu.held_in_l0:
             assert isinstance(upcoming, InterruptEvent)
@@ -231,16 +248,42 @@ class ModelRun:
         }
 
 
+#: Where another agent's post (a ``[[races]]`` entry) lands relative to the posted-interrupt
+#: processing of its event: before it (harvested, ON cleared), inside it (after step 3's ON
+#: clear, before PIR is read: harvested, ON left 1) or after it (left in PIR with ON 1).
+BEFORE, DURING, AFTER = "before", "during", "after"
+RACE_WINDOWS = (BEFORE, DURING, AFTER)
+
+
+def race_windows(scenario: Scenario, hardware: SideRun) -> tuple[str, ...]:
+    """Where each race's post landed on the hardware, read from the outcome after its event
+    (the race's vector is assumed to be in no other part of the scenario): left in PIR, or
+    never posted because the run stopped first, is ``after``; harvested into L2's virtual
+    APIC with ON 1 is ``during``; harvested with ON 0 is ``before``. The model has no cycles:
+    it places each post in the hardware's window, and compares everything else."""
+    windows = []
+    for race in scenario.races:
+        if race.event >= len(hardware.outcomes):
+            windows.append(AFTER)
+            continue
+        o = hardware.outcomes[race.event]
+        harvested = (race.vector not in o.pid.pir
+                     and race.vector in o.l2.virr | o.l2.visr | set(o.l2.delivered))
+        windows.append(AFTER if not harvested else DURING if o.pid.on else BEFORE)
+    return tuple(windows)
+
+
 def run_model(scenario: Scenario, version: KernelVersion, *, until: int | None = None,
-              own_modes: bool = True) -> ModelRun:
+              own_modes: bool = True, windows: tuple[str, ...] | None = None) -> ModelRun:
     """Run the events of ``scenario`` through the model at ``version``, then the drain.
 
     Beside the hardware (the reference for modes), ``own_modes`` is false and ``until`` is
     the index of the event the hardware found impossible, if any: the run stops before it,
-    with no drain. Alone (``pi-cosim model``), the model's own mode decides whether an event
-    can happen.
+    with no drain, and ``windows`` places the races where the hardware's landed
+    (:func:`race_windows`). Alone (``pi-cosim model``), the model's own mode decides whether an
+    event can happen, and every race lands after its event.
     """
-    ref = KvmReference(scenario, version)
+    ref = KvmReference(scenario, version, windows)
     outcomes: list[Outcome] = []
     traces: list[tuple[str, ...]] = []
     seen = 0  # start-up steps belong to the first event's explanation
@@ -284,4 +327,5 @@ def run_beside(scenario: Scenario, version: KernelVersion, hardware: SideRun) ->
     """The model's run to compare with the hardware's: the hardware decides which events can
     happen (it is the reference for modes), so the model stops where the hardware stopped."""
     stop = None if hardware.impossible is None else hardware.impossible.index
-    return run_model(scenario, version, until=stop, own_modes=False)
+    return run_model(scenario, version, until=stop, own_modes=False,
+                     windows=race_windows(scenario, hardware))

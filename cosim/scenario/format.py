@@ -37,6 +37,9 @@ __all__ = [
     "InterruptEvent",
     "L1Apic",
     "L2EoiEvent",
+    "MAX_RACES",
+    "RACE_CYCLES",
+    "Race",
     "L2State",
     "L2TprEvent",
     "PidState",
@@ -53,6 +56,10 @@ __all__ = [
 ROUTES = ("ipiv", "trapped-ipi", "device-post")
 STARTS = ("l2", "l1")
 DEFAULT_MAXPHYADDR = 46
+#: The most other agents' posts (``[[races]]``) one scenario holds, and the latest cycle of an
+#: event one may land at (an event settles well within it: ``cosim.hardware.harness``).
+MAX_RACES = 4
+RACE_CYCLES = 2000
 
 
 class ScenarioError(ValueError):
@@ -298,6 +305,20 @@ EVENT_KINDS: dict[str, type[Event]] = {cls.kind: cls for cls in (
     InterruptEvent, PostEvent, EoiEvent, TprEvent, VmEntryEvent, L2EoiEvent, L2TprEvent)}
 
 
+@dataclass(frozen=True, kw_only=True)
+class Race:
+    """``[[races]]``: another agent's post into the nested descriptor during one event.
+
+    PIR[``vector``] := 1 at ``cycle`` testbench cycles into event ``event`` (its index, from
+    0), ON := 1 one cycle later, no IPI (C14, PI-9). The hardware runs it at that cycle. The
+    KVM model's events are instructions, not cycles: beside the hardware it places the post on
+    the side of the processing where the hardware's post landed (``cosim.reference.kvm``)."""
+
+    event: int = key(kind="int")
+    cycle: int = key(kind="int", high=RACE_CYCLES)
+    vector: int = key(kind="vector")
+
+
 # --- expectations -----------------------------------------------------------------------------
 
 
@@ -346,6 +367,7 @@ class Scenario:
     pid: PidState = field(default_factory=PidState)
     l2: L2State = field(default_factory=L2State)
     events: tuple[Event, ...] = ()
+    races: tuple[Race, ...] = ()
     expect: Expect | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -356,6 +378,9 @@ class Scenario:
         for table in ("l1_apic", "vmcs12", "pid", "l2"):
             data[table] = to_json(getattr(self, table))
         data["events"] = [e.to_dict() for e in self.events]
+        if self.races:
+            data["races"] = [{f.name: getattr(r, f.name) for f in _keys(Race)}
+                             for r in self.races]
         if self.expect is not None:
             data["expect"] = self.expect.to_dict()
         return data
@@ -539,10 +564,34 @@ def parse_scenario(data: dict, path: str, default_name: str = "scenario") -> Sce
                                     "needs a vmcs12 that passed the VM-entry checks: fix it, or "
                                     "set start = \"l1\" and add a vm_entry event")
     _check_modes(c, None if start == L2 and l1_apic.irr else start, events)
+    races = _parse_races(c, data, len(events))
     expect = _parse_expect(c, data) if "expect" in data else None
     return Scenario(name=name, path=path, description=description, start=start,
                     maxphyaddr=maxphyaddr, l1_apic=l1_apic, vmcs12=vmcs12, pid=pid, l2=l2,
-                    events=events, expect=expect)
+                    events=events, races=races, expect=expect)
+
+
+def _parse_races(c: _Checker, data: dict, n_events: int) -> tuple[Race, ...]:
+    raw = data.get("races", [])
+    if not isinstance(raw, list) or not all(isinstance(e, dict) for e in raw):
+        c.fail("races", f"expected an array of tables ([[races]]), got {_describe(raw)}")
+    if len(raw) > MAX_RACES:
+        c.fail("races", f"at most {MAX_RACES} races, not {len(raw)}")
+    races = []
+    for i, entry in enumerate(raw):
+        where = f"races[{i}]"
+        specs = _keys(Race)
+        c.known_keys(entry, where, tuple(f.name for f in specs))
+        for f in specs:
+            if f.name not in entry:
+                c.fail(where, f"missing required key '{f.name}'")
+        race = Race(**{f.name: _read(c, entry[f.name], f"{where}.{f.name}", f.metadata["key"])
+                       for f in specs})
+        if race.event >= n_events:
+            c.fail(f"{where}.event", f"event {race.event} does not exist: the scenario has "
+                                     f"{n_events} events (0-{n_events - 1})")
+        races.append(race)
+    return tuple(races)
 
 
 def _parse_events(c: _Checker, data: dict) -> tuple[Event, ...]:
@@ -713,6 +762,9 @@ def reference() -> str:
                          for f in _keys(event_cls)) or "-"
         modes = " or ".join(m.upper() for m in event_cls.modes)
         lines.append(f"| `{kind}` | {keys} | {modes} runs |")
+    lines += ["", "#### `[[races]]`", "", (Race.__doc__ or "").strip().split("\n")[0], "",
+              "| key | value |", "|---|---|"]
+    lines += [f"| `{f.name}` | {_describe_key(f.metadata['key'])} |" for f in _keys(Race)]
     lines += ["", "#### `[expect]`", "", "| key | value |", "|---|---|"]
     for name in FIELDS:
         lines.append(f"| `{name}` | {_expect_value(name)} |")
