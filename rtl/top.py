@@ -190,9 +190,12 @@ class InterruptPath(wiring.Component):
             vapic.intr_window_exiting.eq(self.proc_based.intr_window_exiting),
             vapic.rflags_if.eq(self.rflags_if & (self.state != PathState.ROOT)),
             vapic.blocking.eq(self.blocking),
-            vapic.eoi.eq(self.l2_eoi & (self.state == PathState.NON_ROOT)),
-            vapic.tpr_write.valid.eq(self.l2_tpr_write.valid
-                                     & (self.state == PathState.NON_ROOT)),
+            # L2's EOI is virtualized only with virtual-interrupt delivery (SDM 29.1.2), its
+            # TPR write only with "use TPR shadow" (29.1.1); otherwise neither reaches the
+            # virtual APIC (what it reaches instead is outside this model)
+            vapic.eoi.eq(self.l2_eoi & (self.state == PathState.NON_ROOT) & vid),
+            vapic.tpr_write.valid.eq(self.l2_tpr_write.valid & (self.state == PathState.NON_ROOT)
+                                     & self.proc_based.use_tpr_shadow),
             vapic.tpr_write.value.eq(self.l2_tpr_write.value),
             self.virr.eq(vapic.virr), self.visr.eq(vapic.visr), self.vppr.eq(vapic.vppr),
             self.vtpr.eq(vapic.vtpr), self.status.eq(vapic.status),

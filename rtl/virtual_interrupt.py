@@ -130,7 +130,7 @@ class VirtualInterrupt(wiring.Component):
         eoi_exit = Signal()
         tpr_below = Signal()
 
-        with m.If(self.vm_entry):  # VID-11
+        with m.If(self.vm_entry & self.vid_enable):  # VID-11 (with VID = 0: nothing)
             m.d.comb += [vppr_n.eq(_ppr_virtualization(self.vtpr, svi)), do_evaluate.eq(1)]
         with m.Elif(self.eoi):  # VID-8
             new_svi = Mux(visr_any, visr_hsb, 0)

@@ -16,15 +16,14 @@ version that agrees with the hardware on modes. The hardware remains the referen
 runs another guest than predicted, its testbench stops the case at the impossible event, and the
 regression counts it (the scoreboard judges the events before it).
 
-A *race* (C14, PI-9) is another agent's post during one event's processing, at a cycle offset of
-that event (:class:`~cosim.hardware.testbench.ConcurrentPost`); the vector is one no other part of
+A *race* (C14, PI-9) is another agent's post during one event, at a cycle offset of that event
+(a ``[[races]]`` entry, :class:`~cosim.scenario.format.Race`); its vector is one no other part of
 the case holds, so where it ends up says on which side of the processing it landed.
 """
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from cosim.hardware.testbench import ConcurrentPost
 from cosim.reference.kvm import KvmReference
 from cosim.scenario.format import (
     L1,
@@ -38,6 +37,7 @@ from cosim.scenario.format import (
     L2TprEvent,
     PidState,
     PostEvent,
+    Race,
     Scenario,
     TprEvent,
     Vmcs12Controls,
@@ -64,12 +64,11 @@ _PREDICTOR = KernelVersion.POST_PATCH
 
 @dataclass(frozen=True)
 class Case:
-    """Case ``index`` of seed ``seed``: a scenario and its races (at most one)."""
+    """Case ``index`` of seed ``seed``: a scenario (with at most one race)."""
 
     seed: int
     index: int
     scenario: Scenario
-    posts: tuple[ConcurrentPost, ...] = ()
 
 
 def _combo_controls(combo: int, rng: random.Random, nv: int) -> Vmcs12Controls:
@@ -132,8 +131,11 @@ def _initial(rng: random.Random, seed: int, index: int) -> Scenario:
     rvi = max(virr, default=0)
     if virr and rng.random() < 0.15:
         rvi = rng.randrange(rvi)  # C9: RVI below VIRR's highest bit (a VMM's inconsistency)
+    svi = max(visr, default=0)
+    if not controls.virtual_interrupt_delivery:
+        rvi = svi = 0  # the guest interrupt status is used only with VID (SDM 26.3.2.5)
     vtpr = rng.randrange(16) << 4 if rng.random() < 0.3 else 0
-    l2 = L2State(virr=virr, visr=visr, vtpr=vtpr, rvi=rvi, svi=max(visr, default=0),
+    l2 = L2State(virr=virr, visr=visr, vtpr=vtpr, rvi=rvi, svi=svi,
                  rflags_if=rng.random() < 0.85)
     return Scenario(name=f"regress-{seed}-{index}", path=f"<regress seed {seed} case {index}>",
                     start=start, maxphyaddr=MAXPHYADDR,
@@ -187,9 +189,8 @@ def generate(seed: int, index: int) -> Case:
         now = ref.apply(event)
         if now.vmentry_error is not None:
             break  # the same vmcs12 fails the same checks again
-    posts: tuple[ConcurrentPost, ...] = ()
+    races: tuple[Race, ...] = ()
     if rng.random() < 0.25:
-        at = rng.randrange(len(events))
-        posts = (ConcurrentPost(at, rng.choice(RACE_OFFSETS), RACE_VECTOR),)
-    scenario = Scenario(**{**base.__dict__, "events": tuple(events)})
-    return Case(seed, index, scenario, posts)
+        races = (Race(event=rng.randrange(len(events)), cycle=rng.choice(RACE_OFFSETS),
+                      vector=RACE_VECTOR),)
+    return Case(seed, index, replace(base, events=tuple(events), races=races))

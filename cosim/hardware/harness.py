@@ -41,7 +41,8 @@ counts and every race are exactly those of a testbench that steps the design cyc
   seeded with the job's seed (seed 0: no wait cycles), then the operation is performed
   indivisibly at the edge where ``ready`` is high; another agent's post of event ``e`` at
   cycle ``c`` ORs PIR[vector] in before the port's operation of the ``c``-th cycle of event
-  ``e`` (counted from the event's strobe) and ON one cycle later (PI-9, C14).
+  ``e`` (counted from the event's strobe) and ON one cycle later (PI-9, C14); an event
+  does not settle before its posts have landed, so every post lands.
 """
 
 import functools
@@ -368,7 +369,8 @@ class Harness(wiring.Component):
         ]
         strobed = (dut.vmexit | dut.entry_failed | dut.delivered.valid
                    | dut.eoi_message.valid)
-        active = strobed | (dut.state == PathState.POSTED)
+        posts_pending = Signal()
+        active = strobed | (dut.state == PathState.POSTED) | posts_pending
         # the three records, built apart and chosen by Mux (Yosys writes a Switch over wide
         # values as a Verilog function, which Icarus evaluates bit by bit: 100 times slower)
         write_cycle = Signal()
@@ -429,11 +431,14 @@ class Harness(wiring.Component):
         m.d.comb += at.eq(cycle - event_start)
         pir_posts = [(post_now, value)]  # (this cycle, vector)
         on_posts = [post_now]
+        pending = []  # a post of this event still to land keeps the event from settling
         for i in range(MAX_POSTS):
             post = job.posts[i]
             mine = post.valid & posts_active & (post.event == self.event_index)
             pir_posts.append((mine & (at == post.cycle), post.vector))
             on_posts.append(mine & (at == post.cycle + 1))
+            pending.append(mine & (at <= post.cycle + 1))
+        m.d.comb += posts_pending.eq(functools.reduce(operator.or_, pending))
         on_word, on_bit = divmod(ON_BIT, WORD_BITS)
         vector_word = (WORD_BITS - 1).bit_length()  # PIR word = vector >> 6
         before = []

@@ -3,8 +3,9 @@ and once more at rest, after the drain.
 
 Every differing field after an event is classified, in this order:
 
-- a field that differed at the previous event as finding X, with the same two values now
-  (X's effect persisting unchanged), stays X;
+- a field that differed at the previous event as finding X and differs the same way now
+  (the same two values; for a set of vectors, the same vectors on one side only, whatever
+  both sides gained or lost alike) stays X: X's effect persisting unchanged;
 - a field a known KVM bug claims, its predicate holding on this event (``cosim.deviations``);
 - a field a deviation claims, its predicate holding;
 - while the two sides run different guests after a known bug (KVM exited to L1 where the
@@ -201,8 +202,9 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
             carried = dict(previous.classes)
             for name in diffs:
                 field = name.split(".")[0] if name.startswith("vmexit.") else name
-                if (carried.get(name) is not None and hw.get(field) == previous.hardware.get(field)
-                        and sw.get(field) == previous.software.get(field)):
+                if (carried.get(name) is not None
+                        and _delta(hw.get(field), sw.get(field))
+                        == _delta(previous.hardware.get(field), previous.software.get(field))):
                     classes[name] = carried[name]
         ctx = Context(scenario, version, event, None if previous is None else previous.software,
                       hw, sw, index)
@@ -238,6 +240,14 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
         mismatches = tuple(scenario.expect.mismatches(hardware.outcomes[-1]))
     return Verdict(scenario, version, sim, seed, tuple(results), drain, hardware.impossible,
                    mismatches)
+
+
+def _delta(hardware, software) -> tuple:
+    """What differs in one field: for a set, the vectors on one side only (an event that
+    changes both sides alike leaves it as it was); otherwise the pair of values."""
+    if isinstance(hardware, frozenset) and isinstance(software, frozenset):
+        return hardware - software, software - hardware
+    return hardware, software
 
 
 def _l1_delivered(side: SideRun) -> Counter[int]:
