@@ -144,13 +144,52 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="run only the K-th of N contiguous slices of the points "
                             "(merge the shards' files with pi-cosim merge)")
 
-    merge = sub.add_parser("merge", help="combine sweep shards into one result",
-                           description=(
+    regress = sub.add_parser("regress", help="constrained-random regression with coverage",
+                             description=(
+        "Run constrained-random multi-event scenarios made from a seed (only sequences that can "
+        "happen) on the RTL and through the KVM model, sample functional coverage, and stop at "
+        "coverage closure or at the budget (docs/regress.md). Writes DIR/regress.json (or "
+        "DIR/regress.shard-K-of-N.json) and the coverage as cocotb-coverage XML beside it. The "
+        "first case of each divergence class is printed with the command that reproduces it, "
+        "shrunk to a minimal scenario under DIR/regress/ with its waveform and .gtkw. Exit "
+        "status: 0 when no case diverges (deviations allowed), 1 on a known bug, an unexplained "
+        "divergence or an impossible event, 2 on bad input or a missing simulator."))
+    regress.add_argument("--seed", type=_seed, default=1, metavar="S",
+                         help="the stimulus seed (default 1); case I of seed S is the same "
+                              "scenario in every run")
+    regress.add_argument("--kvm", choices=versions, default="post-patch",
+                         help="kernel version under test (default: post-patch)")
+    regress.add_argument("--sim", choices=SIMS, default=None,
+                         help="hardware simulator (default: as for sweep)")
+    regress.add_argument("--budget", type=_count, default=None, metavar="N",
+                         help="the most cases to run (default 20000; the default run closes "
+                              "coverage long before)")
+    regress.add_argument("--keep-going", action="store_true",
+                         help="run the whole budget even after coverage closes")
+    regress.add_argument("--case", type=_count0, default=None, metavar="I",
+                         help="run only case I of the seed and print its verdict (what a "
+                              "reported divergence's reproduce line does)")
+    regress.add_argument("--workers", type=_workers, default=os.cpu_count() or 1, metavar="N",
+                         help="worker processes (default: one per CPU)")
+    regress.add_argument("--shard", type=_shard, default=(1, 1), metavar="K/N",
+                         help="run only the K-th of N slices of the budget, to the end of it "
+                              "(merge the shards' files with pi-cosim merge)")
+    regress.add_argument("--no-shrink", action="store_true",
+                         help="report divergence classes without shrinking them")
+    regress.add_argument("--no-waves", action="store_true",
+                         help="write no waveform for the minimized scenarios")
+
+    merge = sub.add_parser("merge", help="combine sweep shards, or regression runs, into one "
+                                         "result", description=(
         "Merge the result files of every shard of one sweep (pi-cosim sweep --shard K/N) into "
-        "DIR/sweep.json, the file one run of the whole mode writes. Shards of another design, "
-        "KVM model, mode, backend or seed are refused, as are missing and repeated shards."))
-    merge.add_argument("files", nargs="+", metavar="FILE", help="shard result files")
-    for command in (sweep, merge):
+        "DIR/sweep.json, the file one run of the whole mode writes: shards of another design, "
+        "KVM model, mode, backend or seed are refused, as are missing and repeated shards. "
+        "Merge regression results (pi-cosim regress, shards or whole runs of any seeds) into "
+        "DIR/regress.json and its coverage XML: classes, divergent cases and coverage hits "
+        "added; results of another design, KVM model, KVM version or backend are refused, as "
+        "are two that ran the same cases."))
+    merge.add_argument("files", nargs="+", metavar="FILE", help="result files")
+    for command in (sweep, regress, merge):
         command.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR",
                              help="where the result file goes (default: %(default)s)")
         command.add_argument("--json", action="store_true",
@@ -169,15 +208,25 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid worker count {text!r}: an integer >= 1") \
-            from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"invalid worker count {text!r}: an integer >= 1")
-    return value
+def _at_least(minimum: int, what: str):
+    """An argparse type: an integer >= ``minimum``, refused with a message naming ``what``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: an integer >= "
+                                             f"{minimum}")
+        return value
+
+    return parse
+
+
+_workers = _at_least(1, "worker count")
+_count = _at_least(1, "budget")
+_count0 = _at_least(0, "case number")
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -237,6 +286,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _sweep(args)
     if args.command == "merge":
         return _merge(args)
+    if args.command == "regress":
+        return _regress(args)
     try:
         scenarios = [load_scenario(f) for f in args.files]
     except ScenarioError as exc:
@@ -376,18 +427,176 @@ def _merge(args) -> int:
             print(f"pi-cosim: error: {name}: not JSON ({exc}); give the files pi-cosim sweep "
                   "--shard wrote", file=sys.stderr)
             return EXIT_BAD_INPUT
+    from cosim.campaign import regress
+
+    kind = "regression" if documents[0][1].get("format") == regress.FORMAT else "sweep"
     try:
-        result = sweep.merge(documents)
-    except (sweep.MergeError, KeyError, TypeError) as exc:
+        result = (regress.merge if kind == "regression" else sweep.merge)(documents)
+    except (sweep.MergeError, KeyError, TypeError, AttributeError) as exc:
         text = str(exc) if isinstance(exc, sweep.MergeError) else (
-            f"not a complete pi-cosim sweep result (missing {exc})")
+            f"not a complete pi-cosim {kind} result (missing {exc})")
         print(f"pi-cosim: error: {text}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if (problem := _writable(args.out, "--out")) is not None:
         print(f"pi-cosim: error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if kind == "regression":
+        return _regress_result(args, result, args.out / "regress.json", [],
+                               f" (merged from {len(documents)} results)")
     return _sweep_result(args, result, args.out / "sweep.json",
                          f" (merged from {len(documents)} shards)")
+
+
+# --- regress ----------------------------------------------------------------------------------
+
+
+def _regress(args) -> int:
+    from cosim.campaign import regress
+    from cosim.campaign.sweep import progress_printer
+    from cosim.hardware.backends import SimulationFailed, SimulatorUnavailable
+
+    sim = args.sim or default_sweep_sim()
+    version = KernelVersion.parse(args.kvm)
+    if args.case is not None:
+        return _regress_case(args, sim, version)
+    if (problem := _writable(args.out, "--out")) is not None:
+        print(f"pi-cosim: error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    budget = regress.DEFAULT_BUDGET if args.budget is None else args.budget
+    model_ref: list = []
+
+    def coverage() -> str:
+        return (f"coverage {model_ref[0].covered()}/{model_ref[0].size()} bins"
+                if model_ref else "")
+
+    printer = progress_printer(unit="cases", extra=coverage) if sys.stderr.isatty() else None
+
+    def progress(done, total, seconds, model) -> None:
+        model_ref[:] = [model]
+        if printer is not None:
+            printer(done, total, seconds)
+
+    try:
+        result = regress.run(args.seed, version, sim, budget=budget, shard=args.shard,
+                             workers=args.workers, keep_going=args.keep_going,
+                             progress=progress)
+        if sys.stderr.isatty() and result.document["stopped"] == "closure":
+            sys.stderr.write("\n")
+        minimized = [] if args.no_shrink else _minimize(args, result, version, sim)
+    except SimulatorUnavailable as exc:
+        print(f"pi-cosim: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except SimulationFailed as exc:
+        print(f"pi-cosim: error: {exc}", file=sys.stderr)
+        return EXIT_DIVERGENCE
+    k, n = args.shard
+    return _regress_result(args, result, args.out / (
+        "regress.json" if n == 1 else f"regress.shard-{k}-of-{n}.json"), minimized, "")
+
+
+def _minimize(args, result, version: KernelVersion, sim: str) -> list:
+    """Shrink each divergence class's first case; its waveform and .gtkw beside it."""
+    from cosim.campaign import regress
+    from cosim.hardware.backends import WAVE_SIMS, SimulatorUnavailable, simulate
+    from cosim.hardware.testbench import Job
+
+    out = args.out / "regress"
+    done = []
+    for klass, where in result.document["first_of"].items():
+        if klass == regress.IMPOSSIBLE:
+            continue  # nothing to keep while shrinking: the case is reported as it is
+        small = regress.minimize(where["seed"], where["case"], klass, version, sim, out)
+        waves = None
+        if not args.no_waves:
+            wave_sim = sim if sim in WAVE_SIMS else next(
+                (s for s in ("verilator", "icarus") if _available(s)), None)
+            if wave_sim is not None:
+                try:
+                    (run,) = simulate([Job(small.scenario, seed=_memory_seed(small))],
+                                      wave_sim, out)
+                    waves = run.waves
+                except SimulatorUnavailable:
+                    waves = None
+        done.append((small, waves))
+    return done
+
+
+def _memory_seed(small) -> int:
+    from cosim.campaign.stimulus import generate
+
+    return generate(small.seed, small.case).memory_seed
+
+
+def _available(sim: str) -> bool:
+    from cosim.hardware.backends import SimulatorUnavailable, check_simulator
+
+    try:
+        check_simulator(sim)
+    except SimulatorUnavailable:
+        return False
+    return True
+
+
+def _regress_case(args, sim: str, version: KernelVersion) -> int:
+    """``--case I``: one case of the seed, its verdict printed as replay prints it."""
+    from cosim.campaign.stimulus import generate
+    from cosim.hardware.backends import SimulatorUnavailable, simulate
+    from cosim.hardware.testbench import Job
+    from cosim.judge.scoreboard import compare
+    from cosim.reference.kvm import run_beside
+    from cosim.report.text import print_verdict
+
+    case = generate(args.seed, args.case)
+    try:
+        (run,) = simulate([Job(case.scenario, seed=case.memory_seed)], sim)
+    except SimulatorUnavailable as exc:
+        print(f"pi-cosim: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    software = run_beside(case.scenario, version, run.side).side
+    verdict = compare(case.scenario, version, sim, case.memory_seed, run.side, software)
+    if args.json:
+        print(json.dumps({**verdict.to_json(), "scenario": case.scenario.to_dict()}))
+    else:
+        from cosim.scenario.format import to_toml
+
+        print(to_toml(case.scenario), end="")
+        print_verdict(verdict, None, False, sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+    if verdict.impossible is not None:
+        return EXIT_BAD_INPUT
+    return EXIT_OK if verdict.ok else EXIT_DIVERGENCE
+
+
+def _regress_result(args, result, path: Path, minimized: list, note: str) -> int:
+    """Write the document and the coverage XML; print the document (``--json``) or the
+    report; the exit status."""
+    from cosim.campaign import regress
+    from cosim.campaign.coverage import CoverageModel
+
+    doc = result.document
+    regress.write(doc, path)
+    model = CoverageModel(KernelVersion(doc["kvm"]))
+    model.load(doc["coverage"]["hits"])
+    xml = path.with_name(path.stem + "-coverage.xml")
+    model.export_xml(xml)
+    if args.json:
+        print(json.dumps(doc))
+        return EXIT_OK if result.ok else EXIT_DIVERGENCE
+    print("\n".join(regress.summary(result)))
+    shrunk = {small.klass: (small, waves) for small, waves in minimized}
+    for klass, where in doc["first_of"].items():
+        print(f"{klass}: first at case {where['case']} of seed {where['seed']}; reproduce: "
+              f"pi-cosim regress --seed {where['seed']} --case {where['case']} --kvm "
+              f"{doc['kvm']}")
+        if klass in shrunk:
+            small, waves = shrunk[klass]
+            print(f"  minimized ({small.events_before} -> {small.events_after} events, "
+                  f"{small.rounds} rounds): {small.path}; replay: pi-cosim replay "
+                  f"{small.path} --kvm {doc['kvm']}"
+                  + (f" --seed {_memory_seed(small)}" if _memory_seed(small) else ""))
+            if waves is not None:
+                print(f"  waveform: gtkwave {Path(waves).with_suffix('.gtkw')}")
+    print(f"result: {path}{note}; coverage: {xml}")
+    return EXIT_OK if result.ok else EXIT_DIVERGENCE
 
 
 def default_sweep_sim() -> str:

@@ -228,7 +228,7 @@ def test_an_entry_the_hardware_does_not_refuse_is_a_mismatch(native, monkeypatch
         sides = [run_model(job.scenario, POST, own_modes=False).side for job in jobs]
         return [replace(s, outcomes=(replace(s.outcomes[0], vmentry_error=None),)) for s in sides]
 
-    monkeypatch.setattr(sweep, "_hardware", entered)
+    monkeypatch.setattr(sweep, "hardware_sides", entered)
     doc = _run(domain.mode("default", ("entry",))).document
     assert {m["class"] for m in doc["mismatches"]} == {sweep.ENTRY_NOT_REFUSED}
     assert len(doc["mismatches"]) == 12 * 3

@@ -64,11 +64,13 @@ _PREDICTOR = KernelVersion.POST_PATCH
 
 @dataclass(frozen=True)
 class Case:
-    """Case ``index`` of seed ``seed``: a scenario (with at most one race)."""
+    """Case ``index`` of seed ``seed``: a scenario (with at most one race) and the memory's
+    wait-state seed (0: no wait states)."""
 
     seed: int
     index: int
     scenario: Scenario
+    memory_seed: int = 0
 
 
 def _combo_controls(combo: int, rng: random.Random, nv: int) -> Vmcs12Controls:
@@ -123,8 +125,9 @@ def _initial(rng: random.Random, seed: int, index: int) -> Scenario:
     irr = palette.vectors(1) if rng.random() < 0.2 else frozenset()
     tmr = frozenset(v for v in irr | isr if rng.random() < 0.3)
     pir = palette.vectors(2)
-    if rng.random() < 0.06:
-        pir |= {rng.randrange(16)}  # C7 (D2 when alone)
+    if rng.random() < 0.08:
+        low = rng.choice((0, rng.randrange(16)))  # C7; PIR = {0} alone is D2
+        pir = frozenset({low}) if rng.random() < 0.5 else pir | {low}
     pid = PidState(pir=pir, on=rng.random() < 0.7, sn=rng.random() < 0.1, nv=nv & 0xFF)
     virr = palette.vectors(1) if rng.random() < 0.3 else frozenset()
     visr = frozenset((palette.vector(),)) if rng.random() < 0.2 else frozenset()
@@ -193,4 +196,5 @@ def generate(seed: int, index: int) -> Case:
     if rng.random() < 0.25:
         races = (Race(event=rng.randrange(len(events)), cycle=rng.choice(RACE_OFFSETS),
                       vector=RACE_VECTOR),)
-    return Case(seed, index, replace(base, events=tuple(events), races=races))
+    memory_seed = rng.randrange(1, 1 << 32) if rng.random() < 0.5 else 0
+    return Case(seed, index, replace(base, events=tuple(events), races=races), memory_seed)

@@ -47,7 +47,9 @@ from cosim.scenario.sweep import POSTED_VECTOR, Mode, Point
 from software_model import KernelVersion
 
 __all__ = ["AGREE", "CHARACTERIZATIONS", "FORMAT", "Characterization", "MergeError",
-           "SweepRun", "expected_class", "label", "merge", "run", "shard_range"]
+           "SweepRun", "chunks", "differences", "expected_class", "fingerprint",
+           "hardware_sides", "label", "merge", "progress_printer", "run", "shard_range",
+           "write"]
 
 FORMAT = "pi-cosim-sweep/1"
 AGREE = "agree"
@@ -167,7 +169,7 @@ def expected_class(version: KernelVersion, point: Point) -> str:
 
 
 @functools.cache
-def _fingerprint(kind: str) -> str:
+def fingerprint(kind: str) -> str:
     """What the results depend on, hashed: ``design`` (the RTL, the harness and what it
     encodes, through the cocotb build key) or ``model`` (the KVM model, its adapter, the
     judge, the scenario layer and this campaign with its characterizations)."""
@@ -233,7 +235,7 @@ def _close_sessions() -> None:
     _SESSIONS.clear()
 
 
-def _hardware(jobs: list[Job], sim: str) -> list[SideRun]:
+def hardware_sides(jobs: list[Job], sim: str) -> list[SideRun]:
     """The jobs' side runs: the native server kept running in this process, or one
     simulation per call (cocotb backends, amaranth.sim)."""
     from cosim.hardware.backends import simulate
@@ -248,7 +250,7 @@ def _hardware(jobs: list[Job], sim: str) -> list[SideRun]:
     return session.run_jobs(jobs)
 
 
-def _differences(verdict: Verdict) -> dict[str, str | None]:
+def differences(verdict: Verdict) -> dict[str, str | None]:
     """Every differing field of the verdict (events, then at rest as ``rest:FIELD``) with its
     finding, or None for an unexplained one."""
     out: dict[str, str | None] = {}
@@ -273,7 +275,7 @@ def _run_chunk(task: _Task) -> _Tally:
             index[key] = len(jobs)
             jobs.append(Job(scenario, seed=task.seed))
         job_of.append(index[key])
-    sides = _hardware(jobs, task.sim)
+    sides = hardware_sides(jobs, task.sim)
     tally = _Tally(points=len(points), jobs=len(jobs), cycles=sum(s.cycles for s in sides))
     for v in task.versions:
         tally.classes[v.value] = Counter()
@@ -300,7 +302,7 @@ def _run_chunk(task: _Task) -> _Tally:
             if observed != AGREE:
                 tally.divergent.append({
                     "point": p.to_json(), "kvm": version.value, "class": observed,
-                    "differences": {} if verdict is None else _differences(verdict)})
+                    "differences": {} if verdict is None else differences(verdict)})
             if observed != expected:
                 tally.mismatches.append({"point": p.to_json(), "kvm": version.value,
                                          "class": observed, "expected": expected})
@@ -336,7 +338,7 @@ class SweepRun:
             for v in self.document["versions"].values() for c in v["classes"])
 
 
-def _chunks(lo: int, hi: int, size: int) -> Iterator[tuple[int, int]]:
+def chunks(lo: int, hi: int, size: int) -> Iterator[tuple[int, int]]:
     for start in range(lo, hi, size):
         yield start, min(start + size, hi)
 
@@ -348,10 +350,10 @@ def run(mode: Mode, sim: str, versions: Iterable[KernelVersion], *,
     is called with (points done, points in all, seconds so far) after every chunk."""
     versions = tuple(v for v in KernelVersion if v in set(versions))
     # what this run is made of, read before it starts (an edit while it runs is not it)
-    made_of = {"design": _fingerprint("design"), "model": _fingerprint("model")}
+    made_of = {"design": fingerprint("design"), "model": fingerprint("model")}
     lo, hi = shard_range(mode.size, shard)
     tasks = [_Task(mode, a, b, sim, seed, versions)
-             for a, b in _chunks(lo, hi, _CHUNK.get(sim, 10_000))]
+             for a, b in chunks(lo, hi, _CHUNK.get(sim, 10_000))]
     from cosim.hardware.backends import _build, check_simulator
 
     if sim != "amaranth":
@@ -574,14 +576,18 @@ def _point_text(point: dict) -> str:
             f"ON {int(point['on'])}")
 
 
-def progress_printer(stream=sys.stderr) -> Callable[[int, int, float], None]:
-    """Progress on a terminal: points done, rate, time left (one line, rewritten)."""
+def progress_printer(stream=sys.stderr, unit: str = "points",
+                     extra: Callable[[], str] | None = None) -> Callable[[int, int, float], None]:
+    """Progress on a terminal: ``unit`` done, rate, time left (one line, rewritten), and
+    what ``extra()`` adds."""
 
     def show(done: int, total: int, seconds: float) -> None:
         rate = done / seconds if seconds else 0.0
         left = (total - done) / rate if rate else 0.0
-        stream.write(f"\r  {done:,} / {total:,} points ({100 * done / max(total, 1):.1f} %), "
-                     f"{rate:,.0f} points/s, {left / 60:.0f} min {left % 60:02.0f} s left   ")
+        more = f", {extra()}" if extra is not None else ""
+        stream.write(f"\r  {done:,} / {total:,} {unit} ({100 * done / max(total, 1):.1f} %), "
+                     f"{rate:,.0f} {unit}/s, {left / 60:.0f} min {left % 60:02.0f} s left"
+                     f"{more}   ")
         if done >= total:
             stream.write("\n")
         stream.flush()

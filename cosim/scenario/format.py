@@ -8,6 +8,7 @@ file raises :class:`ScenarioError`, whose one-line message names the file, the k
 sets, 0, false; ``spurious_vector`` 0xff).
 """
 
+import json
 import tomllib
 from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
@@ -40,6 +41,7 @@ __all__ = [
     "MAX_RACES",
     "RACE_CYCLES",
     "Race",
+    "to_toml",
     "L2State",
     "L2TprEvent",
     "PidState",
@@ -768,6 +770,45 @@ def reference() -> str:
     lines += ["", "#### `[expect]`", "", "| key | value |", "|---|---|"]
     for name in FIELDS:
         lines.append(f"| `{name}` | {_expect_value(name)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(name, v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(k, v)}" for k, v in value.items()) + " }"
+    return str(value) if name in _DECIMAL else f"{value:#x}"
+
+
+_DECIMAL = frozenset({"maxphyaddr", "event", "cycle", "reason", "vmentry_error"})
+
+
+def to_toml(scenario: Scenario) -> str:
+    """The scenario as a TOML file that :func:`load_scenario` reads back equal (but for its
+    path): tables in the format's order, vectors in hex."""
+    data = scenario.to_dict()
+    lines = [f"{k} = {_toml_value(k, data[k])}" for k in ("name", "description", "start",
+                                                          "maxphyaddr")]
+    for table in ("l1_apic", "vmcs12", "pid", "l2"):
+        lines += ["", f"[{table}]"] + [f"{k} = {_toml_value(k, v)}"
+                                       for k, v in data[table].items()]
+    for array in ("events", "races"):
+        for entry in data.get(array, []):
+            lines += ["", f"[[{array}]]"] + [f"{k} = {_toml_value(k, v)}"
+                                             for k, v in entry.items()]
+    if "expect" in data:
+        plain = {k: v for k, v in data["expect"].items() if not isinstance(v, dict)
+                 or k == "vmexit"}
+        lines += ["", "[expect]"] + [f"{k} = {_toml_value(k, v)}" for k, v in plain.items()]
+        for k, v in data["expect"].items():
+            if isinstance(v, dict) and k != "vmexit":
+                lines += ["", f"[expect.{k}]"] + [f"{kk} = {_toml_value(kk, vv)}"
+                                                  for kk, vv in v.items()]
     return "\n".join(lines) + "\n"
 
 
