@@ -512,19 +512,13 @@ def _minimize(args, result, version: KernelVersion, sim: str) -> list:
                 (s for s in ("verilator", "icarus") if _available(s)), None)
             if wave_sim is not None:
                 try:
-                    (run,) = simulate([Job(small.scenario, seed=_memory_seed(small))],
+                    (run,) = simulate([Job(small.scenario, seed=small.memory_seed)],
                                       wave_sim, out)
                     waves = run.waves
                 except SimulatorUnavailable:
                     waves = None
         done.append((small, waves))
     return done
-
-
-def _memory_seed(small) -> int:
-    from cosim.campaign.stimulus import generate
-
-    return generate(small.seed, small.case).memory_seed
 
 
 def _available(sim: str) -> bool:
@@ -592,7 +586,7 @@ def _regress_result(args, result, path: Path, minimized: list, note: str) -> int
             print(f"  minimized ({small.events_before} -> {small.events_after} events, "
                   f"{small.rounds} rounds): {small.path}; replay: pi-cosim replay "
                   f"{small.path} --kvm {doc['kvm']}"
-                  + (f" --seed {_memory_seed(small)}" if _memory_seed(small) else ""))
+                  + (f" --seed {small.memory_seed}" if small.memory_seed else ""))
             if waves is not None:
                 print(f"  waveform: gtkwave {Path(waves).with_suffix('.gtkw')}")
     print(f"result: {path}{note}; coverage: {xml}")

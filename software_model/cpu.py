@@ -147,8 +147,7 @@ def vm_entry(vcpu: Vcpu, immediate_exit: bool) -> None:
     is delivered (it has higher priority, SDM 6.9 / 25.2).
     """
     vmcs = vcpu.loaded_vmcs
-    if _has_vid(vmcs) and vmcs.cpu_based & CPU_BASED_TPR_SHADOW:
-        ppr_virtualization(vmcs)
+    entry_ppr_virtualization(vmcs)
     if vmcs.vm_entry_intr_info & INTR_INFO_VALID_MASK:
         vector = vmcs.vm_entry_intr_info & 0xFF
         vmcs.vm_entry_intr_info = 0
@@ -159,6 +158,13 @@ def vm_entry(vcpu: Vcpu, immediate_exit: bool) -> None:
     if immediate_exit:
         return
     deliver_pending_virtual_interrupts(vcpu, vmcs)
+
+
+def entry_ppr_virtualization(vmcs: Vmcs) -> None:
+    """What VM entry does to VPPR (VID-11, SDM 26.3.2.5): PPR virtualization, with
+    virtual-interrupt delivery (and the TPR shadow it needs) only."""
+    if _has_vid(vmcs) and vmcs.cpu_based & CPU_BASED_TPR_SHADOW:
+        ppr_virtualization(vmcs)
 
 
 def eoi_virtualization(vcpu: Vcpu, vmcs: Vmcs) -> None:

@@ -87,14 +87,16 @@ def start_in_l2(vcpu: Vcpu, vmcs12: Vmcs12) -> None:
     """L2 runs: L1's VMLAUNCH of ``vmcs12`` passed its checks and completed earlier.
 
     The state is that of ``nested_vmx_enter_non_root_mode()`` after the entry, with
-    ``nested_run_pending`` already cleared; KVM then evaluates events once
-    (``KVM_REQ_EVENT``) and the CPU enters vmcs02.
+    ``nested_run_pending`` already cleared: the CPU entered vmcs02 once (its VM entry's PPR
+    virtualization is in the virtual-APIC page); KVM then evaluates events once
+    (``KVM_REQ_EVENT``) and the CPU enters vmcs02 again.
     """
     _sync_vmcs01_status(vcpu)
     lapic.__apic_update_ppr(vcpu.apic)
     vcpu.nested.current_vmcs12 = vmcs12
     vmcs12.launch_state = 1
     nested.nested_vmx_enter_non_root_mode(vcpu, True)
+    cpu.entry_ppr_virtualization(vcpu.vmcs02)
     vcpu.requests.add(Request.EVENT)
     x86.vcpu_run(vcpu)
 

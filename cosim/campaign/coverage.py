@@ -21,8 +21,9 @@ The bins (:data:`CORNER_CASES`, :func:`_points`, :data:`CROSSES`):
   in; each race's cycle offset and the window its post landed in;
 - each deviation and known KVM bug that applies to the version under test, hit.
 
-The library's database is one per process (a singleton): :meth:`CoverageModel.reset` clears it
-before a run, and hits move between processes and documents as plain ``{bin: hits}`` tables
+The library's database is one per process (a singleton): each version's model is a subtree
+(``regress.post_patch``, ...) that :meth:`CoverageModel.reset` clears before a run, and hits
+move between processes and documents as plain ``{bin: hits}`` tables
 (:meth:`CoverageModel.hits`, :meth:`CoverageModel.load`), so that merging shards and runs is
 adding the tables (:func:`merge_hits`); the XML the library exports
 (:meth:`CoverageModel.export_xml`) is for other tools.
@@ -255,10 +256,12 @@ CROSSES: dict[str, tuple[tuple[str, list], ...]] = {
 
 class CoverageModel:
     """The cover points and crosses of one regression against one KVM version, in the
-    library's database (under ``regress``)."""
+    library's database (under ``regress.<version>``)."""
 
     def __init__(self, version: KernelVersion):
         self.version = version
+        # one subtree per version (the database outlives a run; the bins of findings differ)
+        self.root = f"regress.{version.value.replace('-', '_')}"
         points = _points()
         points["finding"] = [f.id for f in FINDINGS if f.applies(version)]
         #: every item of the tree with its bins: the points, each cross's axes and the cross
@@ -269,9 +272,9 @@ class CoverageModel:
         for cross, axes in CROSSES.items():
             made = [self._point(f"{cross}.{axis}", bins, k) for k, (axis, bins) in
                     enumerate(axes)]
-            names = [f"regress.{cross}.{axis}" for axis, _bins in axes]
-            together = CoverCross(f"regress.{cross}.cross", items=names)
-            self.bins[f"{cross}.cross"] = list(coverage_db[f"regress.{cross}.cross"]
+            names = [f"{self.root}.{cross}.{axis}" for axis, _bins in axes]
+            together = CoverCross(f"{self.root}.{cross}.cross", items=names)
+            self.bins[f"{cross}.cross"] = list(coverage_db[f"{self.root}.{cross}.cross"]
                                                .detailed_coverage)
             sampler = together(_sink)
             for point in reversed(made):  # the axes sample first, then the cross reads them
@@ -280,18 +283,18 @@ class CoverageModel:
         self.reset()
 
     def _point(self, name: str, bins: list, element: int | None = None) -> CoverPoint:
-        full = f"regress.{name}"
+        full = f"{self.root}.{name}"
         if full in coverage_db and list(coverage_db[full].detailed_coverage) != bins:
-            raise RuntimeError(f"coverage point {full} already defined with other bins: one "
-                               "regression's KVM version per process")
+            raise RuntimeError(f"coverage point {full} already defined with other bins")
         self.bins[name] = bins
         xf = (lambda value: value) if element is None else (lambda value: value[element])
         return CoverPoint(full, xf=xf, bins=bins)
 
-    @staticmethod
-    def reset() -> None:
-        """No hits anywhere in the database."""
-        for item in coverage_db.values():
+    def reset(self) -> None:
+        """No hits anywhere in this version's subtree."""
+        for name, item in coverage_db.items():
+            if not name.startswith(self.root):
+                continue
             hits = getattr(item, "_hits", None)
             if hits is not None:
                 for key in hits:
@@ -315,14 +318,14 @@ class CoverageModel:
 
     def hits(self) -> dict[str, dict[str, int]]:
         """``{item: {bin: hits}}``, bins as text (documents are JSON)."""
-        return {name: {_text(b): coverage_db[f"regress.{name}"].detailed_coverage[b]
+        return {name: {_text(b): coverage_db[f"{self.root}.{name}"].detailed_coverage[b]
                        for b in bins} for name, bins in self.bins.items()}
 
     def load(self, hits: dict[str, dict[str, int]]) -> None:
         """Set the database's hits to a :meth:`hits` table (a merged one, say)."""
         self.reset()
         for name, bins in self.bins.items():
-            item = coverage_db[f"regress.{name}"]
+            item = coverage_db[f"{self.root}.{name}"]
             for b in bins:
                 item._hits[b] = hits.get(name, {}).get(_text(b), 0)
         self._recount()

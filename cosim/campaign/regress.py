@@ -51,6 +51,7 @@ from cosim.judge.scoreboard import Verdict, compare
 from cosim.reference.kvm import run_beside
 from cosim.scenario.drain import SideRun
 from cosim.scenario.format import Scenario, to_toml
+from cosim.scenario.outcome import FIELDS
 from software_model import KernelVersion
 
 __all__ = ["CHUNK", "DEFAULT_BUDGET", "FORMAT", "IMPOSSIBLE", "Minimized", "RegressRun",
@@ -73,7 +74,7 @@ def is_divergence(name: str) -> bool:
 def classify(scenario: Scenario, memory_seed: int, version: KernelVersion, sim: str,
              hardware: SideRun) -> tuple[str, Verdict | None]:
     """The case's class against ``version`` (and the verdict, unless both sides ran alike):
-    the sweep's, an unexplained divergence named with the fields nothing explains."""
+    the sweep's, an unexplained divergence named with where it shows first."""
     if hardware.impossible is not None:
         return IMPOSSIBLE, None
     software = run_beside(scenario, version, hardware).side
@@ -81,9 +82,20 @@ def classify(scenario: Scenario, memory_seed: int, version: KernelVersion, sim: 
         return AGREE, None
     verdict = compare(scenario, version, sim, memory_seed, hardware, software)
     name = label(verdict)
-    if verdict.divergent:  # one class per set of fields nothing explains
-        name += " in " + ", ".join(sorted(verdict.divergent))
+    if verdict.divergent:
+        name += f" in {_first_unexplained(verdict)}"
     return name, verdict
+
+
+def _first_unexplained(verdict: Verdict) -> str:
+    """Where an unexplained divergence shows first: the first field (in outcome order) that
+    nothing explains at the first event that has one, or at rest. The regression reports one
+    class per such field, so that different roots are not one class."""
+    order = {name: i for i, name in enumerate(FIELDS)}
+    for part, where in [(e, "") for e in verdict.events] + [(verdict.drain, " at rest")]:
+        if part is not None and part.divergent:
+            return min(part.divergent, key=lambda f: (order.get(f, len(order)), f)) + where
+    raise AssertionError("no unexplained field")
 
 
 @dataclass(frozen=True)
@@ -329,6 +341,7 @@ class Minimized:
     rounds: int
     path: Path
     scenario: Scenario
+    memory_seed: int = 0
 
 
 def slug(klass: str) -> str:
@@ -341,17 +354,20 @@ def minimize(seed: int, index: int, klass: str, version: KernelVersion, sim: str
     ``version`` and write it to ``out/<class>-<version>.toml``, its description naming where it
     came from and the command that replays it."""
     case: Case = generate(seed, index)
+    memory_seed = case.memory_seed
 
     def keeps(candidates: list[Scenario]) -> list[bool]:
-        sides = hardware_sides([Job(c, seed=case.memory_seed) for c in candidates], sim)
-        return [classify(c, case.memory_seed, version, sim, hw)[0] == klass
+        sides = hardware_sides([Job(c, seed=memory_seed) for c in candidates], sim)
+        return [classify(c, memory_seed, version, sim, hw)[0] == klass
                 for c, hw in zip(candidates, sides, strict=True)]
 
+    if memory_seed and _keeps_at(case.scenario, 0, klass, version, sim):
+        memory_seed = 0  # no wait states, if the class does not need them
     small, rounds = shrink(case.scenario, keeps)
     name = f"{slug(klass)}-{version.value}"
     path = out / f"{name}.toml"
-    seed_note = (f" with memory seed {case.memory_seed} (pi-cosim replay --seed "
-                 f"{case.memory_seed})" if case.memory_seed else "")
+    seed_note = (f" with memory seed {memory_seed} (pi-cosim replay --seed {memory_seed})"
+                 if memory_seed else "")
     description = (f"{klass} at KVM {version.value}: case {index} of pi-cosim regress --seed "
                    f"{seed} ({len(case.scenario.events)} events), shrunk in {rounds} rounds to "
                    f"{len(small.events)}{seed_note}. Reproduce: pi-cosim replay {path} --kvm "
@@ -360,7 +376,13 @@ def minimize(seed: int, index: int, klass: str, version: KernelVersion, sim: str
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(to_toml(small))
     return Minimized(klass, seed, index, len(case.scenario.events), len(small.events), rounds,
-                     path, small)
+                     path, small, memory_seed)
+
+
+def _keeps_at(scenario: Scenario, memory_seed: int, klass: str, version: KernelVersion,
+              sim: str) -> bool:
+    (hardware,) = hardware_sides([Job(scenario, seed=memory_seed)], sim)
+    return classify(scenario, memory_seed, version, sim, hardware)[0] == klass
 
 
 # --- text -----------------------------------------------------------------------------------

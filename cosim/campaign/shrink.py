@@ -1,7 +1,8 @@
 """Shrinking a scenario to a minimal one that still shows the same thing (``pi-cosim regress``).
 
 Greedy, in rounds: each round lists every one-step simplification of the current scenario in a
-fixed order (:func:`simplifications`): drop an event, drop a race, move a race to an earlier
+fixed order (:func:`simplifications`): drop a run of events (halves, quarters, ... then single
+events, as delta debugging does), drop a race, move a race to an earlier
 cycle, drop a vector from a set (L1's IRR, ISR and TMR, PIR, VIRR, VISR), put a scalar back to
 its plain value (TPR, VTPR, SN, interrupt-window exiting, in_l0, RFLAGS.IF) and keeps the first
 that is still a valid scenario (it loads: the mode and VM-entry rules hold) and still shows the
@@ -43,9 +44,16 @@ def _with(s: Scenario, table: str, **changes) -> Scenario:
 
 def simplifications(s: Scenario) -> Iterator[Scenario]:
     """Every one-step simplification of ``s``, in the shrinker's order of preference."""
-    if len(s.events) > 1:
-        for i in reversed(range(len(s.events))):
-            yield _without_event(s, i)
+    n = len(s.events)
+    size = 1 << (n - 1).bit_length() if n > 1 else 0
+    while size >= 1:  # runs of events, the longest first (a prefix that only leads back to
+        # the same guest goes at once), then single events from the last
+        for i in reversed(range(n - size + 1)) if size < n else ():
+            shorter = s
+            for _ in range(size):
+                shorter = _without_event(shorter, i)
+            yield shorter
+        size //= 2
     for i in range(len(s.races)):
         yield replace(s, races=s.races[:i] + s.races[i + 1:])
     for i, race in enumerate(s.races):
@@ -57,7 +65,11 @@ def simplifications(s: Scenario) -> Iterator[Scenario]:
         for v in sorted(getattr(getattr(s, table), name), reverse=True):
             smaller = getattr(getattr(s, table), name) - {v}
             changed = _with(s, table, **{name: smaller})
-            if (table, name) == ("l2", "virr") and s.l2.rvi == v:  # keep RVI consistent
+            # RVI and SVI stay what they were to VIRR and VISR: the highest bit, or (RVI, C9)
+            # below it, never above every bit
+            if (table, name) == ("l2", "virr") and s.l2.rvi >= v:
+                if s.l2.rvi > max(smaller, default=0) and s.l2.rvi != v:
+                    continue
                 changed = _with(changed, "l2", rvi=max(smaller, default=0))
             if (table, name) == ("l2", "visr") and s.l2.svi == v:
                 changed = _with(changed, "l2", svi=max(smaller, default=0))
