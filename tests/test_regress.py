@@ -217,11 +217,14 @@ def test_the_cli_writes_the_reports_and_reproduces_a_case(native, tmp_path, caps
     assert "KNOWN KVM BUG KB1" in capsys.readouterr().out
 
 
-def test_a_minimized_divergence_gets_its_waveform(wave_sim, tmp_path, capsys):
+def test_a_minimized_divergence_gets_its_waveform(native, tmp_path, capsys):
+    """The run and the shrinking on the native server; the minimized scenario's dump on a
+    backend that writes waveforms, with its .gtkw."""
     from cosim.cli import main
 
     main(["regress", "--kvm", "pre-patch", "--budget", "250", "--out", str(tmp_path),
-          "--sim", wave_sim, "--workers", "1"])
+          "--sim", native, "--workers", "1"])
     out = capsys.readouterr().out
     assert "waveform: gtkwave " in out
-    assert list((tmp_path / "regress").glob("known-bug-kb1-pre-patch*.gtkw"))
+    saves = list((tmp_path / "regress").glob("known-bug-kb1-pre-patch*.gtkw"))
+    assert saves and "known-bug-kb1-pre-patch" in saves[0].read_text()

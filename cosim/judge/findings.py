@@ -71,6 +71,19 @@ class Context:
     hardware: Outcome
     software: Outcome
     index: int = -1  # the event's index in the scenario
+    early: tuple[int, ...] = ()  # the KVM side's in-L0 interrupts taken in an earlier exit
+
+    @property
+    def in_l0_arrival(self) -> InterruptEvent | None:
+        """The ``in_l0`` interrupt whose arrival this event's outcomes show: the event itself,
+        or the next event when KVM took it in this event's exit (the judge then compares this
+        event with the hardware's outcome after both)."""
+        if self.index + 1 in self.early:
+            nxt = self.scenario.events[self.index + 1]
+            assert isinstance(nxt, InterruptEvent)
+            return nxt
+        e = self.event
+        return e if isinstance(e, InterruptEvent) and e.in_l0 else None
 
     @property
     def pir_before(self) -> frozenset[int]:
@@ -335,8 +348,8 @@ def _kb7(ctx: Context) -> bool:
     """L2's notification vector arrived while KVM had the vCPU in L0 (``in_l0``): the
     hardware holds it pending in L1's IRR (or processed it), KVM has it nowhere (not in L1's
     IRR) and left the nested descriptor with ON = 1 and its PIR."""
-    e, hw, sw = ctx.event, ctx.hardware, ctx.software
-    return (isinstance(e, InterruptEvent) and e.in_l0 and e.vector == ctx.nv
+    e, hw, sw = ctx.in_l0_arrival, ctx.hardware, ctx.software
+    return (e is not None and e.vector == ctx.nv
             and ctx.posted_interrupts and ctx.nv not in sw.l1_apic.irr | sw.l1_apic.isr
             and (ctx.nv in hw.l1_apic.irr or hw.pid.pir < sw.pid.pir)
             and sw.pid.on and ctx.pir_before <= sw.pid.pir)

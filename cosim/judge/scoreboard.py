@@ -25,7 +25,7 @@ A :class:`Verdict` is the result for one scenario and version; :meth:`Verdict.to
 """
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cosim.judge.findings import (
     DEVIATIONS,
@@ -194,7 +194,8 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
     bug_vectors: dict[str, frozenset[int]] = {}  # known bugs hit so far -> their vectors
     last_bug: str | None = None
     applied = scenario.events[:len(hardware.outcomes)]  # all, unless an event was impossible
-    for index, (event, hw, sw) in enumerate(zip(applied, hardware.outcomes, software.outcomes,
+    aligned = _aligned(hardware, software)
+    for index, (event, hw, sw) in enumerate(zip(applied, aligned, software.outcomes,
                                                 strict=True)):
         diffs = differences(hw, sw)
         classes: dict[str, str | None] = {}
@@ -207,7 +208,7 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
                         == _delta(previous.hardware.get(field), previous.software.get(field))):
                     classes[name] = carried[name]
         ctx = Context(scenario, version, event, None if previous is None else previous.software,
-                      hw, sw, index)
+                      hw, sw, index, software.early)
         open_fields = {d for d in diffs if d not in classes}
         for bug in KNOWN_BUGS:
             explained = bug.explains(ctx, open_fields)
@@ -240,6 +241,25 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
         mismatches = tuple(scenario.expect.mismatches(hardware.outcomes[-1]))
     return Verdict(scenario, version, sim, seed, tuple(results), drain, hardware.impossible,
                    mismatches)
+
+
+def _aligned(hardware: SideRun, software: SideRun) -> tuple[Outcome, ...]:
+    """The hardware's outcomes as KVM's are to be compared with them. An in-L0 interrupt that
+    KVM took in the previous event's exit (``software.early``) is in KVM's outcome of that
+    event, while the hardware takes it with its own event: KVM's outcome of the earlier event
+    is compared with the hardware's after both (its VM exit or entry failure, the later one of
+    the two), and the in-L0 event's with the hardware's state after it, with no exit of its
+    own (KVM's event changes nothing more)."""
+    out = list(hardware.outcomes)
+    for k in software.early:
+        if 0 < k < len(out):
+            first, both = hardware.outcomes[k - 1], hardware.outcomes[k]
+            out[k - 1] = replace(
+                both, vmexit=both.vmexit if both.vmexit is not None else first.vmexit,
+                vmentry_error=both.vmentry_error if both.vmentry_error is not None
+                else first.vmentry_error)
+            out[k] = replace(both, vmexit=None, vmentry_error=None)
+    return tuple(out)
 
 
 def _delta(hardware, software) -> tuple:

@@ -67,6 +67,7 @@ class KvmReference:
         self.races = tuple(zip(scenario.races, windows or (AFTER,) * len(scenario.races),
                                strict=True))
         self._applied = 0
+        self.early: list[int] = []  # in-L0 interrupts taken in the previous event's exit
         self.vcpu = vcpu = environment.new_vcpu(version, maxphyaddr=scenario.maxphyaddr)
         self._seen_exits = 0
         self._seen_errors = 0
@@ -132,6 +133,7 @@ class KvmReference:
             assert isinstance(upcoming, InterruptEvent)
             environment.interrupt_in_l0(vcpu, upcoming.vector, upcoming.route)
             self._arrived = upcoming
+            self.early.append(index + 1)
         return self.outcome()
 
     def _apply(self, event: Event) -> None:
@@ -295,18 +297,20 @@ def run_model(scenario: Scenario, version: KernelVersion, *, until: int | None =
         seen = len(ref.vcpu.log)
         return outcome
 
+    def done(**side) -> ModelRun:
+        return ModelRun(scenario, version,
+                        SideRun(tuple(outcomes), early=tuple(ref.early), **side), tuple(traces))
+
     for i, event in enumerate(scenario.events):
         if until is not None and i == until:
-            return ModelRun(scenario, version, SideRun(tuple(outcomes)), tuple(traces))
+            return done()
         if own_modes:
             if (current := ref.mode()) not in event.modes:
-                impossible = Impossible(i, event, current)
-                return ModelRun(scenario, version, SideRun(tuple(outcomes), impossible=impossible),
-                                tuple(traces))
+                return done(impossible=Impossible(i, event, current))
         upcoming = scenario.events[i + 1] if i + 1 < len(scenario.events) else None
         outcomes.append(step(event, upcoming))
     if until is not None:
-        return ModelRun(scenario, version, SideRun(tuple(outcomes)), tuple(traces))
+        return done()
     steps: list[tuple[Event, Outcome]] = []
     last = outcomes[-1]
     for _ in range(MAX_DRAIN_STEPS):
@@ -318,9 +322,8 @@ def run_model(scenario: Scenario, version: KernelVersion, *, until: int | None =
             break
         last = outcome
     else:
-        return ModelRun(scenario, version, SideRun(tuple(outcomes), tuple(steps), False),
-                        tuple(traces))
-    return ModelRun(scenario, version, SideRun(tuple(outcomes), tuple(steps)), tuple(traces))
+        return done(drain=tuple(steps), drain_settled=False)
+    return done(drain=tuple(steps))
 
 
 def run_beside(scenario: Scenario, version: KernelVersion, hardware: SideRun) -> ModelRun:

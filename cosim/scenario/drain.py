@@ -77,13 +77,16 @@ class SideRun:
     """One side's run of a scenario: an outcome per event applied, the drain's steps (each
     with its outcome) and whether it reached rest, and the impossible event, if one stopped
     the run (then there is no drain). ``cycles`` is how many clock cycles the hardware
-    simulated for it (0 for the KVM model; not part of equality: wait states change it)."""
+    simulated for it (0 for the KVM model; not part of equality: wait states change it).
+    ``early`` (the KVM model's only) are the indices of ``in_l0`` interrupts that arrived
+    during the previous event's exit to L0: that event's outcome includes them."""
 
     outcomes: tuple[Outcome, ...]
     drain: tuple[tuple[Event, Outcome], ...] = ()
     drain_settled: bool = True
     impossible: Impossible | None = None
     cycles: int = field(default=0, compare=False)
+    early: tuple[int, ...] = ()
 
     @property
     def final(self) -> Outcome:
