@@ -233,6 +233,8 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
         results.append(previous)
     drain = None
     if hardware.impossible is None:
+        _drain_bugs(scenario, version, hardware, software,
+                    None if previous is None else previous.software, bug_vectors)
         hit = {c for r in results for _, c in r.classes if c is not None}
         drain = _judge_rest(scenario, hardware, software, bug_vectors,
                             [by_id(i) for i in sorted(hit) if not is_known_bug(i)])
@@ -241,6 +243,26 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
         mismatches = tuple(scenario.expect.mismatches(hardware.outcomes[-1]))
     return Verdict(scenario, version, sim, seed, tuple(results), drain, hardware.impossible,
                    mismatches)
+
+
+def _drain_bugs(scenario: Scenario, version: KernelVersion, hardware: SideRun,
+                software: SideRun, before: Outcome | None,
+                bug_vectors: dict[str, frozenset[int]]) -> None:
+    """Known bugs that strike in the drain: while both sides take the same drain steps (an
+    L1 EOI, a VM entry, an L2 EOI), each step is an event like the scenario's, and a known
+    bug whose predicate holds on it adds its vectors, so that what it leaves at rest is named
+    by it (the drain's L1 re-enters L2 as a real L1 would)."""
+    first = len(scenario.events)
+    for k, ((hw_event, hw), (sw_event, sw)) in enumerate(zip(hardware.drain, software.drain)):
+        if hw_event != sw_event:
+            return
+        diffs = set(differences(hw, sw))
+        if diffs:
+            ctx = Context(scenario, version, sw_event, before, hw, sw, first + k)
+            for bug in KNOWN_BUGS:
+                if bug.explains(ctx, diffs):
+                    bug_vectors[bug.id] = bug_vectors.get(bug.id, frozenset()) | bug.vectors(ctx)
+        before = sw
 
 
 def _aligned(hardware: SideRun, software: SideRun) -> tuple[Outcome, ...]:
