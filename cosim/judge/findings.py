@@ -292,11 +292,13 @@ def _kb1(ctx: Context) -> bool:
 def _kb2(ctx: Context) -> bool:
     """Both took the same VM exit to L1 for a vector other than NV; KVM left the nested
     descriptor untouched (ON = 1, PIR as before: the VM-Enter check's pi_pending never
-    completed) while NV left L1's IRR on both sides; the hardware harvested PIR."""
+    completed) while NV left L1's IRR on both sides; the hardware harvested PIR (or, with PIR
+    empty, cleared ON: KVM's ON = 1 alone already stops every later sender's notification)."""
     hw, sw = ctx.hardware, ctx.software
     pir = ctx.pir_before
-    return (ctx.same_notification_path and sw.vmexit is not None and bool(pir)
-            and sw.pid.on and sw.pid.pir == pir and hw.pid.pir < pir
+    return (ctx.same_notification_path and sw.vmexit is not None
+            and sw.pid.on and sw.pid.pir == pir
+            and (hw.pid.pir < pir or (not pir and not hw.pid.on))
             and ctx.nv not in sw.l1_apic.irr
             and _l2_vectors(hw) - _l2_vectors(sw) <= pir - hw.pid.pir)
 

@@ -11,7 +11,13 @@ Every differing field after an event is classified, in this order:
 - while the two sides run different guests after a known bug (KVM exited to L1 where the
   hardware did not, or the reverse), every difference is that bug's consequence: the two
   runs are no longer comparable event by event, and the drain judges what was lost;
+- a field a known bug hit earlier claims, the difference within that bug's vectors (for a
+  set of vectors): the bug's consequence (the same rule as at rest);
 - anything else is an unexplained divergence.
+
+A known bug's vectors are what it strands: NV, the descriptor's PIR (with the event's own
+post and other agents' races during it) and so on, per bug. Known bugs are also looked for in
+the drain's steps while both sides take the same ones (an L1 EOI, a VM entry, an L2 EOI).
 
 At rest (:class:`DrainResult`) the lost-interrupt checks come first: a vector delivered to L2
 on one side only, a vector delivered to L1 on one side only, a descriptor left with ON = 1 and
@@ -226,6 +232,11 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
             for name in open_fields:
                 classes[name] = last_bug
             open_fields = set()
+        for name in sorted(open_fields):  # what a known bug hit earlier left behind
+            bug_id = _consequence(name, hw, sw, bug_vectors)
+            if bug_id is not None:
+                classes[name] = bug_id
+        open_fields -= set(classes)
         for name in open_fields:
             classes[name] = None
         previous = EventResult(tuple(diffs), tuple((d, classes[d]) for d in diffs),
@@ -351,12 +362,10 @@ def _bug_covering(vectors: frozenset[int], bug_vectors: dict[str, frozenset[int]
     return None
 
 
-def _explain_residue(name: str, hw: Outcome, sw: Outcome, ctx: DrainContext,
-                     bug_vectors: dict[str, frozenset[int]],
-                     deviations: list[Deviation]) -> str | None:
-    """A field still different at rest: a known bug hit earlier that claims the field (with
-    its vectors covering the difference, for a vector field), a deviation's checked
-    residue, or None."""
+def _consequence(name: str, hw: Outcome, sw: Outcome,
+                 bug_vectors: dict[str, frozenset[int]]) -> str | None:
+    """A known bug hit earlier that claims the field, with its vectors covering the
+    difference (for a vector field): the field differs because of it."""
     a, b = hw.get(name), sw.get(name)
     changed = (frozenset(a) ^ frozenset(b)) if isinstance(a, frozenset | tuple) else None
     for bug_id, covered in sorted(bug_vectors.items()):
@@ -364,6 +373,18 @@ def _explain_residue(name: str, hw: Outcome, sw: Outcome, ctx: DrainContext,
         assert isinstance(bug, KnownBug)
         if name in bug.fields and (changed is None or changed <= covered):
             return bug_id
+    return None
+
+
+def _explain_residue(name: str, hw: Outcome, sw: Outcome, ctx: DrainContext,
+                     bug_vectors: dict[str, frozenset[int]],
+                     deviations: list[Deviation]) -> str | None:
+    """A field still different at rest: a known bug hit earlier that claims the field (with
+    its vectors covering the difference, for a vector field), a deviation's checked
+    residue, or None."""
+    bug_id = _consequence(name, hw, sw, bug_vectors)
+    if bug_id is not None:
+        return bug_id
     for deviation in deviations:
         if deviation.explains_residue(ctx, {name}):
             return deviation.id
