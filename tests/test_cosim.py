@@ -176,7 +176,7 @@ def test_races_agree_with_kvm_in_every_window(sim):
     nov-2024 (pre-patch: the seed's KB1, the raced vector among the vectors it strands)."""
     from dataclasses import replace
 
-    from cosim.reference.kvm import race_windows
+    from cosim.scenario.drain import race_windows
     from cosim.scenario.format import Race
 
     scenario = load_scenario(Path(__file__).parent.parent / "scenarios" / "seed-ipiv.toml")

@@ -40,8 +40,7 @@ from cocotb_coverage.coverage import (  # type: ignore[import-untyped]
 )
 
 from cosim.judge.findings import FINDINGS
-from cosim.reference.kvm import RACE_WINDOWS, race_windows
-from cosim.scenario.drain import SideRun
+from cosim.scenario.drain import RACE_WINDOWS, SideRun, race_windows
 from cosim.scenario.format import (
     EVENT_KINDS,
     L1,

@@ -72,6 +72,7 @@ class Context:
     software: Outcome
     index: int = -1  # the event's index in the scenario
     early: tuple[int, ...] = ()  # the KVM side's in-L0 interrupts taken in an earlier exit
+    windows: tuple[str, ...] = ()  # where each race landed (``race_windows``)
 
     @property
     def in_l0_arrival(self) -> InterruptEvent | None:
@@ -88,11 +89,23 @@ class Context:
     @property
     def pir_before(self) -> frozenset[int]:
         """The descriptor's PIR before the event, with the event's own post and the vectors
-        other agents post while it runs (``[[races]]``), if any."""
+        other agents post while it runs (``[[races]]``) that land before its processing
+        harvests PIR, if any."""
         pir = self.scenario.pid.pir if self.before is None else self.before.pid.pir
         if isinstance(self.event, PostEvent):
             pir = pir | {self.event.vector}
-        return frozenset(pir) | {r.vector for r in self.scenario.races if r.event == self.index}
+        raced = {r.vector for r, w in zip(self.scenario.races, self.windows, strict=False)
+                 if r.event == self.index and w != "after"}
+        return frozenset(pir) | raced
+
+    @property
+    def raced_after(self) -> frozenset[int]:
+        """Vectors other agents posted during the event after its processing (``after``
+        window): in PIR, with ON = 1, on both sides after it; not part of what the
+        processing saw."""
+        return frozenset(r.vector for r, w in zip(self.scenario.races, self.windows,
+                                                  strict=False)
+                         if r.event == self.index and w == "after")
 
     @property
     def on_before(self) -> bool:
@@ -295,10 +308,10 @@ def _kb2(ctx: Context) -> bool:
     completed) while NV left L1's IRR on both sides; the hardware harvested PIR (or, with PIR
     empty, cleared ON: KVM's ON = 1 alone already stops every later sender's notification)."""
     hw, sw = ctx.hardware, ctx.software
-    pir = ctx.pir_before
+    pir, late = ctx.pir_before, ctx.raced_after
     return (ctx.same_notification_path and sw.vmexit is not None
-            and sw.pid.on and sw.pid.pir == pir
-            and (hw.pid.pir < pir or (not pir and not hw.pid.on))
+            and sw.pid.on and sw.pid.pir - late == pir
+            and (hw.pid.pir - late < pir or (not pir and not hw.pid.on))
             and ctx.nv not in sw.l1_apic.irr
             and _l2_vectors(hw) - _l2_vectors(sw) <= pir - hw.pid.pir)
 
@@ -317,9 +330,10 @@ def _kb4(ctx: Context) -> bool:
     """Both took the notification; ON was 0 with PIR non-empty; KVM left PIR as it was; the
     hardware moved some of it into L2's virtual APIC and nothing else."""
     hw, sw = ctx.hardware, ctx.software
-    pir = ctx.pir_before
+    pir, late = ctx.pir_before, ctx.raced_after
     return (ctx.same_notification_path and not ctx.on_before and bool(pir)
-            and sw.pid.pir == pir and not sw.pid.on and hw.pid.pir < pir
+            and sw.pid.pir - late == pir and (not sw.pid.on or bool(late))
+            and hw.pid.pir - late < pir
             and _l2_vectors(hw) - _l2_vectors(sw) <= pir - hw.pid.pir)
 
 

@@ -44,7 +44,7 @@ from cosim.judge.findings import (
     by_id,
     is_known_bug,
 )
-from cosim.scenario.drain import Impossible, SideRun
+from cosim.scenario.drain import Impossible, SideRun, race_windows
 from cosim.scenario.format import Event, Scenario
 from cosim.scenario.outcome import Outcome, differences, to_json
 from software_model import KernelVersion
@@ -201,6 +201,7 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
     last_bug: str | None = None
     applied = scenario.events[:len(hardware.outcomes)]  # all, unless an event was impossible
     aligned = _aligned(hardware, software)
+    windows = race_windows(scenario, hardware)
     for index, (event, hw, sw) in enumerate(zip(applied, aligned, software.outcomes,
                                                 strict=True)):
         diffs = differences(hw, sw)
@@ -214,7 +215,7 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
                         == _delta(previous.hardware.get(field), previous.software.get(field))):
                     classes[name] = carried[name]
         ctx = Context(scenario, version, event, None if previous is None else previous.software,
-                      hw, sw, index, software.early)
+                      hw, sw, index, software.early, windows)
         open_fields = {d for d in diffs if d not in classes}
         for bug in KNOWN_BUGS:
             explained = bug.explains(ctx, open_fields)
@@ -264,7 +265,8 @@ def _drain_bugs(scenario: Scenario, version: KernelVersion, hardware: SideRun,
     bug whose predicate holds on it adds its vectors, so that what it leaves at rest is named
     by it (the drain's L1 re-enters L2 as a real L1 would)."""
     first = len(scenario.events)
-    for k, ((hw_event, hw), (sw_event, sw)) in enumerate(zip(hardware.drain, software.drain)):
+    for k, ((hw_event, hw), (sw_event, sw)) in enumerate(zip(hardware.drain, software.drain,
+                                                                     strict=False)):
         if hw_event != sw_event:
             return
         diffs = set(differences(hw, sw))

@@ -10,7 +10,17 @@ import functools
 from dataclasses import dataclass
 from typing import assert_never
 
-from cosim.scenario.drain import MAX_DRAIN_STEPS, Impossible, SideRun, next_drain_event, settled
+from cosim.scenario.drain import (
+    AFTER,
+    BEFORE,
+    DURING,
+    MAX_DRAIN_STEPS,
+    Impossible,
+    SideRun,
+    next_drain_event,
+    race_windows,
+    settled,
+)
 from cosim.scenario.format import (
     L1,
     L2,
@@ -248,31 +258,6 @@ class ModelRun:
                                                          strict=True)],
             "drain_settled": side.drain_settled,
         }
-
-
-#: Where another agent's post (a ``[[races]]`` entry) lands relative to the posted-interrupt
-#: processing of its event: before it (harvested, ON cleared), inside it (after step 3's ON
-#: clear, before PIR is read: harvested, ON left 1) or after it (left in PIR with ON 1).
-BEFORE, DURING, AFTER = "before", "during", "after"
-RACE_WINDOWS = (BEFORE, DURING, AFTER)
-
-
-def race_windows(scenario: Scenario, hardware: SideRun) -> tuple[str, ...]:
-    """Where each race's post landed on the hardware, read from the outcome after its event
-    (the race's vector is assumed to be in no other part of the scenario): left in PIR, or
-    never posted because the run stopped first, is ``after``; harvested into L2's virtual
-    APIC with ON 1 is ``during``; harvested with ON 0 is ``before``. The model has no cycles:
-    it places each post in the hardware's window, and compares everything else."""
-    windows = []
-    for race in scenario.races:
-        if race.event >= len(hardware.outcomes):
-            windows.append(AFTER)
-            continue
-        o = hardware.outcomes[race.event]
-        harvested = (race.vector not in o.pid.pir
-                     and race.vector in o.l2.virr | o.l2.visr | set(o.l2.delivered))
-        windows.append(AFTER if not harvested else DURING if o.pid.on else BEFORE)
-    return tuple(windows)
 
 
 def run_model(scenario: Scenario, version: KernelVersion, *, until: int | None = None,

@@ -16,11 +16,19 @@ steps and where an impossible event stopped the run.
 
 from dataclasses import dataclass, field, fields
 
-from cosim.scenario.format import EVENT_KINDS, L1, EoiEvent, Event, L2EoiEvent, VmEntryEvent
+from cosim.scenario.format import (
+    EVENT_KINDS,
+    L1,
+    EoiEvent,
+    Event,
+    L2EoiEvent,
+    Scenario,
+    VmEntryEvent,
+)
 from cosim.scenario.outcome import Outcome, to_json
 
-__all__ = ["MAX_DRAIN_STEPS", "Impossible", "SideRun", "event_from_dict", "next_drain_event",
-           "settled"]
+__all__ = ["AFTER", "BEFORE", "DURING", "MAX_DRAIN_STEPS", "RACE_WINDOWS", "Impossible", "SideRun",
+           "event_from_dict", "next_drain_event", "race_windows", "settled"]
 
 #: A bound on the drain: each L1 round (EOI, VM entry, VM exit) consumes one pending vector,
 #: so a side still changing after this many steps is stuck.
@@ -121,3 +129,28 @@ class SideRun:
                                                            event_from_dict(imp["event"]),
                                                            imp["mode"]),
         )
+
+
+#: Where another agent's post (a ``[[races]]`` entry) lands relative to the posted-interrupt
+#: processing of its event: before it (harvested, ON cleared), inside it (after step 3's ON
+#: clear, before PIR is read: harvested, ON left 1) or after it (left in PIR with ON 1).
+BEFORE, DURING, AFTER = "before", "during", "after"
+RACE_WINDOWS = (BEFORE, DURING, AFTER)
+
+
+def race_windows(scenario: Scenario, hardware: SideRun) -> tuple[str, ...]:
+    """Where each race's post landed on the hardware, read from the outcome after its event
+    (the race's vector is assumed to be in no other part of the scenario): left in PIR, or
+    never posted because the run stopped first, is ``after``; harvested into L2's virtual
+    APIC with ON 1 is ``during``; harvested with ON 0 is ``before``. The model has no cycles:
+    it places each post in the hardware's window, and compares everything else."""
+    windows = []
+    for race in scenario.races:
+        if race.event >= len(hardware.outcomes):
+            windows.append(AFTER)
+            continue
+        o = hardware.outcomes[race.event]
+        harvested = (race.vector not in o.pid.pir
+                     and race.vector in o.l2.virr | o.l2.visr | set(o.l2.delivered))
+        windows.append(AFTER if not harvested else DURING if o.pid.on else BEFORE)
+    return tuple(windows)
