@@ -140,10 +140,15 @@ def test_compiled_backends_match_amaranth(scenarios, amaranth_runs, compiled_sim
 
 
 def test_memory_wait_states_do_not_change_outcomes(scenarios, amaranth_runs, sim):
-    """Seeds 1-3 add 0-3 wait cycles per memory request; the outcomes stay the same."""
-    jobs = [Job(s, seed=seed) for seed in (1, 2, 3) for s in scenarios]
+    """Seeds 1-3 add 0-3 wait cycles per memory request; the outcomes stay the same (but in
+    scenarios with races, where the wait states decide which side of the processing another
+    agent's post lands on: test_races_agree_with_kvm_in_every_window)."""
+    timeless = [(s, run) for s, run in zip(scenarios, amaranth_runs, strict=True)
+                if not s.races]
+    jobs = [Job(s, seed=seed) for seed in (1, 2, 3) for s, _run in timeless]
     runs = simulate(jobs, sim)
-    for job, run, reference in zip(jobs, runs, amaranth_runs * 3, strict=True):
+    references = [run for _s, run in timeless] * 3
+    for job, run, reference in zip(jobs, runs, references, strict=True):
         with waves_on_failure(job, sim):
             assert run.side == reference.side, (job.scenario.name, job.seed)
 

@@ -67,10 +67,11 @@ def simplifications(s: Scenario) -> Iterator[Scenario]:
             changed = _with(s, table, **{name: smaller})
             # RVI and SVI stay what they were to VIRR and VISR: the highest bit, or (RVI, C9)
             # below it, never above every bit
-            if (table, name) == ("l2", "virr") and s.l2.rvi >= v:
-                if s.l2.rvi > max(smaller, default=0) and s.l2.rvi != v:
-                    continue
-                changed = _with(changed, "l2", rvi=max(smaller, default=0))
+            if (table, name) == ("l2", "virr"):
+                if s.l2.rvi == v:
+                    changed = _with(changed, "l2", rvi=max(smaller, default=0))
+                elif s.l2.rvi > max(smaller, default=0):
+                    continue  # RVI would be above every VIRR bit
             if (table, name) == ("l2", "visr") and s.l2.svi == v:
                 changed = _with(changed, "l2", svi=max(smaller, default=0))
             yield changed
