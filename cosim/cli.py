@@ -509,7 +509,7 @@ def _minimize(args, result, version: KernelVersion, sim: str) -> list:
         waves = None
         if not args.no_waves:
             wave_sim = sim if sim in WAVE_SIMS else next(
-                (s for s in ("verilator", "icarus") if _available(s)), None)
+                (s for s in ("icarus", "verilator") if _available(s)), None)
             if wave_sim is not None:
                 try:
                     (run,) = simulate([Job(small.scenario, seed=small.memory_seed)],

@@ -44,13 +44,17 @@ def _replay(capsys, files, sim, kvm="all"):
 
 @pytest.mark.slow
 def test_vmx_posted_interrupts_test_all_cases_one_invocation(kut_dir, capsys, wave_sim):
-    # the three backends users replay with (the native server is held to them by test_cosim)
+    # the three backends users replay with (the native server is held to them by test_cosim);
+    # amaranth.sim (about 20 cases/s) replays every 16th case: 223, all TPR classes
     sim = wave_sim
     files = sorted(kut_dir.glob("kut-posted-intr-*.toml"))
     assert len(files) == 3568
+    if sim == "amaranth":
+        files = files[::16]
     status, docs = _replay(capsys, files, sim)
     assert status == 1  # pre-patch diverges
-    assert len(docs) == 3 * 3568
+    assert len(docs) == 3 * len(files)
+    assert {f.name[16:19] for f in files} == {f"c{c:02}" for c in range(16)}
     by_version = {v: [d for d in docs if d["kvm"] == v]
                   for v in ("pre-patch", "post-patch", "nov-2024")}
     for version in ("post-patch", "nov-2024"):

@@ -221,12 +221,23 @@ def _design_key() -> str:
 
 
 def _verilog() -> str:
-    """The exported harness around the design (``cosim.hardware.harness``)."""
+    """The exported harness around the design (``cosim.hardware.harness``). Exporting takes
+    Amaranth and Yosys most of a minute, and every build (each backend, with and without
+    waves, the native server, the benchmark's raw harnesses) needs the same text: it is kept
+    in the build root under the design key, written atomically (processes building at once
+    each write a whole file)."""
+    path = build_root() / f"harness-{_design_key()[:16]}.v"
+    if path.exists():
+        return path.read_text()
     from cosim.hardware.harness import Harness
     from rtl.__main__ import generate
 
-    return generate(Harness(JOB_DEPTH, RESULT_DEPTH), TOPLEVEL, memory_init=False,
-                    clean=True)
+    text = generate(Harness(JOB_DEPTH, RESULT_DEPTH), TOPLEVEL, memory_init=False, clean=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.part")
+    partial.write_text(text)
+    partial.replace(path)
+    return text
 
 
 def _cached_runner(sim: str):
