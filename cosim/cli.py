@@ -365,7 +365,6 @@ def _writable(directory: Path, option: str) -> str | None:
 
 def _sweep(args) -> int:
     from cosim.campaign import sweep
-    from cosim.hardware.backends import SimulationFailed, SimulatorUnavailable
     from cosim.scenario.sweep import MODES, mode
 
     name = "full" if args.full else "default"
@@ -385,19 +384,33 @@ def _sweep(args) -> int:
         print(f"pi-cosim: error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     versions = list(KernelVersion) if args.kvm == "all" else [KernelVersion.parse(args.kvm)]
-    try:  # run() checks the simulator and builds first
-        result = sweep.run(chosen, sim, versions, shard=args.shard, workers=args.workers,
-                           seed=args.seed,
-                           progress=sweep.progress_printer() if sys.stderr.isatty() else None)
+    result = _simulating(lambda: sweep.run(  # run() checks the simulator and builds first
+        chosen, sim, versions, shard=args.shard, workers=args.workers, seed=args.seed,
+        progress=sweep.progress_printer() if sys.stderr.isatty() else None))
+    if isinstance(result, int):
+        return result
+    return _sweep_result(args, result, _shard_file(args.out, "sweep", args.shard), "")
+
+
+def _simulating(run):
+    """``run()``, or the exit status for a simulator that is missing (2) or failed (1), with
+    its one-line message."""
+    from cosim.hardware.backends import SimulationFailed, SimulatorUnavailable
+
+    try:
+        return run()
     except SimulatorUnavailable as exc:
         print(f"pi-cosim: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except SimulationFailed as exc:
         print(f"pi-cosim: error: {exc}", file=sys.stderr)
         return EXIT_DIVERGENCE
-    k, n = args.shard
-    return _sweep_result(args, result, args.out / (
-        "sweep.json" if n == 1 else f"sweep.shard-{k}-of-{n}.json"), "")
+
+
+def _shard_file(out: Path, stem: str, shard: tuple[int, int]) -> Path:
+    """``OUT/STEM.json``, or ``OUT/STEM.shard-K-of-N.json`` for a shard."""
+    k, n = shard
+    return out / (f"{stem}.json" if n == 1 else f"{stem}.shard-{k}-of-{n}.json")
 
 
 def _sweep_result(args, result, path: Path, note: str) -> int:
@@ -453,7 +466,6 @@ def _merge(args) -> int:
 def _regress(args) -> int:
     from cosim.campaign import regress
     from cosim.campaign.sweep import progress_printer
-    from cosim.hardware.backends import SimulationFailed, SimulatorUnavailable
 
     sim = args.sim or default_sweep_sim()
     version = KernelVersion.parse(args.kvm)
@@ -476,22 +488,20 @@ def _regress(args) -> int:
         if printer is not None:
             printer(done, total, seconds)
 
-    try:
+    def run():
         result = regress.run(args.seed, version, sim, budget=budget, shard=args.shard,
                              workers=args.workers, keep_going=args.keep_going,
                              progress=progress)
         if sys.stderr.isatty() and result.document["stopped"] == "closure":
             sys.stderr.write("\n")
-        minimized = [] if args.no_shrink else _minimize(args, result, version, sim)
-    except SimulatorUnavailable as exc:
-        print(f"pi-cosim: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except SimulationFailed as exc:
-        print(f"pi-cosim: error: {exc}", file=sys.stderr)
-        return EXIT_DIVERGENCE
-    k, n = args.shard
-    return _regress_result(args, result, args.out / (
-        "regress.json" if n == 1 else f"regress.shard-{k}-of-{n}.json"), minimized, "")
+        return result, [] if args.no_shrink else _minimize(args, result, version, sim)
+
+    done = _simulating(run)
+    if isinstance(done, int):
+        return done
+    result, minimized = done
+    return _regress_result(args, result, _shard_file(args.out, "regress", args.shard),
+                           minimized, "")
 
 
 def _minimize(args, result, version: KernelVersion, sim: str) -> list:

@@ -27,7 +27,7 @@ from cosim.scenario.format import (
     parse_scenario,
 )
 
-__all__ = ["simplifications", "shrink"]
+__all__ = ["loads", "simplifications", "shrink"]
 
 _SETS: tuple[tuple[str, str], ...] = (("l1_apic", "irr"), ("l1_apic", "isr"), ("l1_apic", "tmr"),
                                       ("pid", "pir"), ("l2", "virr"), ("l2", "visr"))
@@ -89,7 +89,8 @@ def simplifications(s: Scenario) -> Iterator[Scenario]:
                           + s.events[i + 1:])
 
 
-def _valid(s: Scenario) -> bool:
+def loads(s: Scenario) -> bool:
+    """``s`` is a valid scenario: the format's mode and VM-entry rules hold."""
     try:
         parse_scenario(s.to_dict(), s.path)
     except ScenarioError:
@@ -103,7 +104,7 @@ def shrink(scenario: Scenario, keeps: Callable[[list[Scenario]], list[bool]],
     ``keeps(candidates)`` says, for each, whether it still shows the property."""
     current = scenario
     for rounds in range(1, max_rounds + 1):
-        candidates = [c for c in simplifications(current) if _valid(c)]
+        candidates = [c for c in simplifications(current) if loads(c)]
         verdicts = keeps(candidates) if candidates else []
         kept = next((c for c, ok in zip(candidates, verdicts, strict=True) if ok), None)
         if kept is None:
