@@ -78,8 +78,10 @@ def test_removing_the_installation_a_build_linked_to_breaks_no_other(tmp_path):
     assert first.returncode == 0, first.stderr[-2000:]
     assert first.stdout.strip() == "(65,)"
     assert "building the verilator simulation" in first.stderr
-    built = {p.name for p in (tmp_path / "builds").iterdir()}
+    built = {p.name for p in (tmp_path / "builds").iterdir() if p.is_dir()}
     assert len(built) == 1
+    # the exported harness is kept beside the builds, shared by them (design-keyed)
+    assert len(list((tmp_path / "builds").glob("harness-*.v"))) == 1
 
     shutil.rmtree(other)  # installation A is gone
     second = subprocess.run([sys.executable, "-c", _RUN, seed], capture_output=True,
@@ -88,7 +90,7 @@ def test_removing_the_installation_a_build_linked_to_breaks_no_other(tmp_path):
     assert second.stdout.strip() == "(65,)"
     assert "building the verilator simulation" in second.stderr  # its own build
     assert "built the verilator simulation in" in second.stderr
-    assert len({p.name for p in (tmp_path / "builds").iterdir()} - built) == 1
+    assert len({p.name for p in (tmp_path / "builds").iterdir() if p.is_dir()} - built) == 1
 
     third = subprocess.run([sys.executable, "-c", _RUN, seed], capture_output=True,
                            text=True, env=env, timeout=600)
