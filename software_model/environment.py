@@ -20,7 +20,7 @@ from .constants import (
     POSTED_INTR_VECTOR,
     SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY,
 )
-from .state import PiDesc, Request, Vcpu, VcpuMode, Vmcs12
+from .state import PiDesc, RacingPiDesc, Request, Vcpu, VcpuMode, Vmcs12
 from .version import KernelVersion
 
 __all__ = [
@@ -175,7 +175,7 @@ def race(vcpu: Vcpu, vector: int) -> None:
     if desc is None:
         vcpu.trace("race: descriptor address is not backed by memory; nothing written")
         return
-    desc.racing.append(vector)
+    RacingPiDesc.of(desc).arm(vector)
     vcpu.trace(f"race: PIR[{vector:#04x}] := 1, ON := 1 will land when ON is next cleared")
 
 
@@ -183,13 +183,12 @@ def race_end(vcpu: Vcpu) -> None:
     """The racing posts that found no processing to land in land now."""
     vmcs12 = nested.get_vmcs12(vcpu)
     desc = vcpu.memory.pi_descs.get(vmcs12.posted_intr_desc_addr)
-    if desc is None or not desc.racing:
-        return
-    for vector in desc.racing:
+    if not isinstance(desc, RacingPiDesc):
+        return  # none armed, or landed already
+    for vector in desc.disarm():
         desc.pir |= 1 << vector
         desc.on = True
         vcpu.trace(f"race: no processing cleared ON; PIR[{vector:#04x}] := 1, ON := 1 now")
-    desc.racing.clear()
 
 
 def post(vcpu: Vcpu, vector: int) -> None:

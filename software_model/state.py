@@ -23,6 +23,7 @@ __all__ = [
     "NestedExit",
     "NestedVmx",
     "PiDesc",
+    "RacingPiDesc",
     "Request",
     "Vcpu",
     "VcpuMode",
@@ -47,17 +48,6 @@ class PiDesc:
     sn: bool = False
     nv: int = 0
     ndst: int = 0
-    #: Another agent's posts waiting to land the moment ON is next cleared, before anything
-    #: reads PIR again (``environment.race``); not part of the descriptor's 64 bytes.
-    racing: list[int] = field(default_factory=list, compare=False, repr=False)
-
-    def __setattr__(self, name: str, value) -> None:
-        object.__setattr__(self, name, value)
-        if name == "on" and not value and getattr(self, "racing", None):
-            for vector in self.racing:  # the other agent's locked ORs: PIR[vector], then ON
-                object.__setattr__(self, "pir", self.pir | 1 << vector)
-                object.__setattr__(self, "on", True)
-            self.racing.clear()
 
     def pir_chunk(self, i: int) -> int:
         """``pir[i]``: the i-th u32 of PIR."""
@@ -68,6 +58,42 @@ class PiDesc:
         old = self.pir_chunk(i)
         self.pir = (self.pir & ~(0xFFFFFFFF << (32 * i))) | (value << (32 * i))
         return old
+
+
+class RacingPiDesc(PiDesc):
+    """A :class:`PiDesc` while another agent's posts wait to land (``environment.race``):
+    the moment ON is next cleared, before anything reads PIR again, each lands (its locked
+    ORs: PIR[vector], then ON). A descriptor is one only while a race is armed, so ordinary
+    runs pay nothing for the hook."""
+
+    racing: list[int]
+
+    def __setattr__(self, name: str, value) -> None:
+        object.__setattr__(self, name, value)
+        if name == "on" and not value:
+            for vector in self.racing:
+                object.__setattr__(self, "pir", self.pir | 1 << vector)
+                object.__setattr__(self, "on", True)
+            self.disarm()
+
+    def arm(self, vector: int) -> None:
+        self.racing.append(vector)
+
+    def disarm(self) -> list[int]:
+        """Back to a plain descriptor; the posts that had not landed."""
+        left = list(self.racing)
+        del self.racing
+        object.__setattr__(self, "__class__", PiDesc)
+        return left
+
+    @staticmethod
+    def of(desc: PiDesc) -> "RacingPiDesc":
+        """``desc`` itself, armed for races (every holder of it sees the same object)."""
+        if not isinstance(desc, RacingPiDesc):
+            desc.__class__ = RacingPiDesc
+            object.__setattr__(desc, "racing", [])
+        assert isinstance(desc, RacingPiDesc)
+        return desc
 
 
 @dataclass

@@ -126,7 +126,8 @@ class KvmReference:
         holds = isinstance(upcoming, InterruptEvent) and upcoming.in_l0
         vcpu.hold_in_l0 = holds
         index, self._applied = self._applied, self._applied + 1
-        races = [(race, window) for race, window in self.races if race.event == index]
+        races = [(race, window) for race, window in self.races if race.event == index] \
+            if self.races else ()
         for race, window in races:
             if window == BEFORE:
                 environment.post(vcpu, race.vector)
