@@ -39,6 +39,7 @@ from cocotb_coverage.coverage import (  # type: ignore[import-untyped]
     coverage_db,
 )
 
+from cosim.campaign.stimulus import RACE_OFFSETS
 from cosim.judge.findings import FINDINGS
 from cosim.scenario.drain import RACE_WINDOWS, SideRun, race_windows
 from cosim.scenario.format import (
@@ -72,7 +73,6 @@ EXCLUDED = {
     "C20": "ExtINT (8259 through LINT0) is outside the RTL's scope",
     "C24": "the EOI-exit bitmap has no scenario key (VirtualInterrupt unit tests cover VID-7)",
 }
-RACE_OFFSETS = tuple(range(17))
 
 
 @dataclass(frozen=True)

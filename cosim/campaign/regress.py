@@ -23,7 +23,6 @@ same design, model and version) classes, divergent cases and coverage hits into 
 one run over all of them would have written.
 """
 
-import json
 import re
 import time
 from collections import Counter
@@ -43,11 +42,13 @@ from cosim.campaign.sweep import (
     differences,
     fingerprint,
     hardware_sides,
+    judged,
     label,
     shard_range,
 )
+from cosim.campaign.sweep import write as sweep_write
 from cosim.hardware.testbench import Job
-from cosim.judge.scoreboard import Verdict, compare
+from cosim.judge.scoreboard import Verdict
 from cosim.reference.kvm import run_beside
 from cosim.scenario.drain import SideRun
 from cosim.scenario.format import Scenario, to_toml
@@ -78,9 +79,9 @@ def classify(scenario: Scenario, memory_seed: int, version: KernelVersion, sim: 
     if hardware.impossible is not None:
         return IMPOSSIBLE, None
     software = run_beside(scenario, version, hardware).side
-    if hardware == software and hardware.drain_settled and software.drain_settled:
+    verdict = judged(scenario, version, sim, memory_seed, hardware, software)
+    if verdict is None:
         return AGREE, None
-    verdict = compare(scenario, version, sim, memory_seed, hardware, software)
     name = label(verdict)
     if verdict.divergent:
         name += f" in {_first_unexplained(verdict)}"
@@ -319,11 +320,7 @@ def merge(documents: list[tuple[str, dict]]) -> RegressRun:
 
 def write(document: dict[str, Any], path: Path) -> None:
     """The document as JSON, each divergent case on a line of its own."""
-    head = {k: v for k, v in document.items() if k != "divergent"}
-    text = json.dumps(head, indent=1)[:-2]
-    entries = ",\n".join(json.dumps(e, separators=(",", ":")) for e in document["divergent"])
-    text += ',\n "divergent": [' + (f"\n{entries}\n ]" if entries else "]")
-    path.write_text(text + "\n}\n")
+    sweep_write(document, path, ("divergent",))
 
 
 # --- divergences: reproduce, shrink, write --------------------------------------------------

@@ -43,12 +43,13 @@ from cosim.judge.scoreboard import Verdict, compare
 from cosim.reference.kvm import run_model
 from cosim.scenario import sweep as domain
 from cosim.scenario.drain import SideRun
+from cosim.scenario.format import Scenario
 from cosim.scenario.sweep import POSTED_VECTOR, Mode, Point
 from software_model import KernelVersion
 
 __all__ = ["AGREE", "CHARACTERIZATIONS", "FORMAT", "Characterization", "MergeError",
            "SweepRun", "chunks", "differences", "expected_class", "fingerprint",
-           "hardware_sides", "label", "merge", "progress_printer", "run", "shard_range",
+           "hardware_sides", "judged", "label", "merge", "progress_printer", "run", "shard_range",
            "write"]
 
 FORMAT = "pi-cosim-sweep/1"
@@ -69,6 +70,15 @@ def label(verdict: Verdict) -> str:
     if verdict.deviations:
         return "deviation " + "+".join(verdict.deviations)
     return AGREE
+
+
+def judged(scenario: Scenario, version: KernelVersion, sim: str, seed: int, hardware: SideRun,
+           software: SideRun) -> Verdict | None:
+    """The scoreboard's verdict, or None when both sides ran alike and came to rest (they
+    agree: no need to compare field by field; most points of a campaign)."""
+    if hardware == software and hardware.drain_settled and software.drain_settled:
+        return None
+    return compare(scenario, version, sim, seed, hardware, software)
 
 
 # --- the characterizations --------------------------------------------------------------------
@@ -286,12 +296,8 @@ def _run_chunk(task: _Task) -> _Tally:
         refused = not p.entry_check or hardware.outcomes[0].vmentry_error is not None
         for version in task.versions:
             software = run_model(scenario, version, own_modes=False).side
-            verdict = None
-            if hardware == software and hardware.drain_settled and software.drain_settled:
-                observed = AGREE
-            else:
-                verdict = compare(scenario, version, task.sim, task.seed, hardware, software)
-                observed = label(verdict)
+            verdict = judged(scenario, version, task.sim, task.seed, hardware, software)
+            observed = AGREE if verdict is None else label(verdict)
             if not refused:
                 observed = ENTRY_NOT_REFUSED
             expected = expected_class(version, p)
@@ -497,12 +503,12 @@ def merge(documents: list[tuple[str, dict]]) -> SweepRun:
 _LISTS = ("mismatches", "divergent")
 
 
-def write(document: dict[str, Any], path: Path) -> None:
-    """The document as JSON: the header indented, each entry of the long lists on a line of
-    its own (the default mode's is about 85 MB)."""
-    head = {k: v for k, v in document.items() if k not in _LISTS}
+def write(document: dict[str, Any], path: Path, lists: tuple[str, ...] = _LISTS) -> None:
+    """The document as JSON: the header indented, each entry of the long ``lists`` on a line
+    of its own (the default sweep's is about 85 MB)."""
+    head = {k: v for k, v in document.items() if k not in lists}
     text = json.dumps(head, indent=1)[:-2]
-    for name in _LISTS:
+    for name in lists:
         entries = ",\n".join(json.dumps(e, separators=(",", ":")) for e in document[name])
         text += f',\n "{name}": [' + (f"\n{entries}\n ]" if entries else "]")
     path.write_text(text + "\n}\n")
