@@ -532,6 +532,7 @@ def _minimize(args, result, version: KernelVersion, sim: str) -> list:
 
 
 def _available(sim: str) -> bool:
+    """Backend ``sim`` can run here (its simulator is installed)."""
     from cosim.hardware.backends import SimulatorUnavailable, check_simulator
 
     try:
@@ -606,13 +607,7 @@ def _regress_result(args, result, path: Path, minimized: list, note: str) -> int
 def default_sweep_sim() -> str:
     """The native Verilator server where it can be built, else Icarus (cocotb), else the
     cocotb Verilator backend's own error names what is missing."""
-    from cosim.hardware.backends import SimulatorUnavailable, check_simulator
-
-    try:
-        check_simulator("verilator-native")
-        return "verilator-native"
-    except SimulatorUnavailable:
-        return default_sim()
+    return "verilator-native" if _available("verilator-native") else default_sim()
 
 
 # --- replay -----------------------------------------------------------------------------------
