@@ -44,6 +44,28 @@ MISSES = {
                                NOV: ["pid.pir"]},
     "nv-while-in-l0": {v: ["l1_apic.irr"] for v in KernelVersion},  # KB7
     "l1-svi-in-vmcs02": {v: ["l2.svi"] for v in (PRE, POST)},  # KB8
+    "posted-edge-keeps-tmr": {v: ["l1_apic.eoi_messages"] for v in KernelVersion},  # KB9
+    "rvi-outside-virr-at-entry": {v: ["l2.visr", "l2.delivered"] for v in KernelVersion},
+    "l2-virtual-after-notification-at-entry": {v: ["l2.visr", "l2.delivered"]
+                                               for v in KernelVersion},  # D10
+    "l2-virtual-before-l1-exit-order": {v: ["l2.virr", "l2.visr", "l2.delivered"]
+                                        for v in KernelVersion},  # D10
+    "kb3-nv-already-pending": {v: ["pid.on"] for v in KernelVersion},
+    "kb3-strands-later-posts": {v: ["l1_apic.irr"] for v in KernelVersion},
+    "kb4-with-racing-post": {v: ["pid.pir", "l2.visr", "l2.delivered"] for v in KernelVersion},
+    "kb4-consequence-at-l2-eoi": {PRE: ["vmexit", "mode", "l1_apic.isr", "pid.pir",
+                                        "l2.delivered"],
+                                  **{v: ["pid.pir", "l2.virr", "l2.visr", "l2.delivered"]
+                                     for v in (POST, NOV)}},
+    "kb4-rvi-outside-virr": {PRE: ["vmexit", "mode", "l1_apic.isr", "pid.pir", "l2.virr"],
+                             **{v: ["pid.pir", "l2.virr"] for v in (POST, NOV)}},
+    "d2-bit-zero-stays-in-pir": {PRE: ["vmexit", "mode", "l1_apic.isr", "pid.pir", "l2.virr"],
+                                 **{v: ["pid.pir", "l2.virr"] for v in (POST, NOV)}},
+    # alone, the model lands a race after its event (it has no cycles)
+    "race-held-in-l0": {PRE: ["vmexit", "l1_apic.irr", "l1_apic.isr", "pid.pir", "l2.visr",
+                              "l2.delivered"],
+                        **{v: ["vmexit", "pid.pir", "l2.visr", "l2.delivered"]
+                           for v in (POST, NOV)}},
 }
 
 

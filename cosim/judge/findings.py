@@ -29,7 +29,8 @@ from cosim.scenario.format import Event, InterruptEvent, PostEvent, Scenario, Vm
 from cosim.scenario.outcome import Outcome
 from software_model import KernelVersion
 
-__all__ = ["DEVIATIONS", "FINDINGS", "KNOWN_BUGS", "Context", "Deviation", "DrainContext",
+__all__ = ["DEVIATIONS", "FINDINGS", "KNOWN_BUGS", "L2_VIRTUAL_APIC", "POSTING_ROUTES",
+           "Context", "Deviation", "DrainContext",
            "Finding", "KnownBug", "LOST", "by_id", "is_known_bug"]
 
 PRE, POST, NOV = KernelVersion.PRE_PATCH, KernelVersion.POST_PATCH, KernelVersion.NOV_2024
@@ -94,9 +95,15 @@ class Context:
         pir = self.scenario.pid.pir if self.before is None else self.before.pid.pir
         if isinstance(self.event, PostEvent):
             pir = pir | {self.event.vector}
-        raced = {r.vector for r, w in zip(self.scenario.races, self.windows, strict=False)
-                 if r.event in self._merged and w != "after"}
-        return frozenset(pir) | raced
+        return frozenset(pir) | self.raced_during
+
+    @property
+    def raced_during(self) -> frozenset[int]:
+        """Vectors other agents posted during the event that landed before its processing
+        harvested PIR (``before`` and ``during`` windows): part of what the processing saw."""
+        return frozenset(r.vector for r, w in zip(self.scenario.races, self.windows,
+                                                  strict=False)
+                         if r.event in self._merged and w != "after")
 
     @property
     def _merged(self) -> frozenset[int]:
@@ -125,6 +132,12 @@ class Context:
         """L1's ISR before the event."""
         return frozenset(self.scenario.l1_apic.isr if self.before is None
                          else self.before.l1_apic.isr)
+
+    @property
+    def irr_before(self) -> frozenset[int]:
+        """L1's IRR before the event."""
+        return frozenset(self.scenario.l1_apic.irr if self.before is None
+                         else self.before.l1_apic.irr)
 
     @property
     def virr_before(self) -> frozenset[int]:
@@ -169,6 +182,11 @@ class DrainContext:
     hardware: Outcome
     software: Outcome
     differences: tuple[str, ...]
+    #: for each finding hit earlier in the scenario, the vectors whose fate it decided
+    vectors: tuple[tuple[str, frozenset[int]], ...] = ()
+
+    def vectors_of(self, finding_id: str) -> frozenset[int]:
+        return dict(self.vectors).get(finding_id, frozenset())
 
 
 @dataclass(frozen=True)
@@ -184,6 +202,9 @@ class Finding:
     fields: frozenset[str]
     predicate: Callable[[Context], bool]
     scenario: str
+    #: for an event where the finding shows, the vectors whose fate it decides (a known bug:
+    #: what it may leave lost at rest; a deviation: what its residue predicate may see moved)
+    vectors: Callable[[Context], frozenset[int]] = lambda ctx: frozenset()
 
     def applies(self, version: KernelVersion) -> bool:
         return True
@@ -227,7 +248,6 @@ class KnownBug(Finding):
     versions: frozenset[KernelVersion] = ALL_VERSIONS
     introduced: str = "unknown"
     fixed: str = "open"
-    vectors: Callable[[Context], frozenset[int]] = lambda ctx: frozenset()
 
     def applies(self, version: KernelVersion) -> bool:
         return version in self.versions
@@ -252,17 +272,77 @@ def _d2_residue(ctx: DrainContext) -> bool:
 
 
 def _d10(ctx: Context) -> bool:
-    """Both took the same VM exit to L1 and left the same descriptor; on KVM's side L2 still
-    has a recognized virtual interrupt (RVI's class above VPPR's; RVI need not be in VIRR,
-    C9) which the hardware delivered before the exit: its L2 state is KVM's with exactly that
-    delivery done."""
+    """KVM handled an interrupt for L1 before L2's recognized virtual interrupt, which the
+    hardware delivered first (VID-12), and nothing is lost:
+
+    - both took the same VM exit to L1 and left the same descriptor; on KVM's side L2 still
+      has the recognized virtual interrupt (RVI's class above VPPR's; RVI need not be in
+      VIRR, C9): the hardware's L2 state is KVM's with exactly that delivery done;
+    - or, at a VM entry with the notification pending in L1's IRR, both processed it alike
+      (the same L1 state and descriptor); the hardware delivered the entry's RVI first, KVM
+      merged PIR first (the VM-Enter check, or ``vmx_check_nested_events()``, before the CPU
+      enters vmcs02) and still holds RVI's vector in VIRR; L2 holds or has received the same
+      vectors on both sides."""
     hw, sw = ctx.hardware, ctx.software
-    v = sw.l2.rvi
-    return (ctx.same_notification_path and sw.vmexit is not None and hw.pid == sw.pid
-            and v >> 4 > sw.l2.vppr >> 4
-            and hw.l2.delivered == (*sw.l2.delivered, v)
-            and hw.l2.visr == sw.l2.visr | {v} and hw.l2.virr == sw.l2.virr - {v}
-            and hw.l2.svi == v)
+    if not (ctx.same_notification_path and hw.pid == sw.pid):
+        return False
+    if sw.vmexit is not None:
+        v = sw.l2.rvi
+        return (v >> 4 > sw.l2.vppr >> 4
+                and hw.l2.delivered == (*sw.l2.delivered, v)
+                and hw.l2.visr == sw.l2.visr | {v} and hw.l2.virr == sw.l2.virr - {v}
+                and hw.l2.svi == v)
+    v = ctx.rvi_before
+    return (_entry_rvi_first(ctx) and v in ctx.virr_before and v in sw.l2.virr
+            and _l2_vectors(hw) == _l2_vectors(sw))
+
+
+def _entry_rvi_first(ctx: Context) -> bool:
+    """A VM entry with the notification pending in L1's IRR, after which the hardware's first
+    delivery to L2 is the entry's RVI (VID-12: before the notification's processing) and
+    KVM delivered RVI's vector nowhere at this entry."""
+    hw, sw = ctx.hardware, ctx.software
+    v, seen = ctx.rvi_before, len(ctx.before.l2.delivered) if ctx.before is not None else 0
+    new_hw, new_sw = hw.l2.delivered[seen:], sw.l2.delivered[seen:]
+    return (isinstance(ctx.event, VmEntryEvent) and ctx.posted_interrupts
+            and ctx.nv in ctx.irr_before and hw.vmexit is None and sw.vmexit is None
+            and v >> 4 > 0 and new_hw[:1] == (v,) and v not in new_sw)
+
+
+def _d10_vectors(ctx: Context) -> frozenset[int]:
+    """The virtual interrupt KVM delivers later than the hardware."""
+    return frozenset({ctx.software.l2.rvi if ctx.software.vmexit is not None
+                      else ctx.rvi_before})
+
+
+def _moved_later(hardware: tuple[int, ...], software: tuple[int, ...],
+                 moved: frozenset[int]) -> bool:
+    """``software`` is ``hardware`` with some deliveries of the ``moved`` vectors taken later:
+    the same deliveries, the others in the same order, and each delivery of a moved vector
+    after at least as many of the others as on the hardware."""
+    if sorted(hardware) != sorted(software):
+        return False
+    if [v for v in hardware if v not in moved] != [v for v in software if v not in moved]:
+        return False
+
+    def positions(seq: tuple[int, ...], m: int) -> list[int]:
+        others, out = 0, []
+        for v in seq:
+            if v == m:
+                out.append(others)
+            elif v not in moved:
+                others += 1
+        return out
+
+    return all(s >= h for m in moved
+               for h, s in zip(positions(hardware, m), positions(software, m), strict=True))
+
+
+def _d10_residue(ctx: DrainContext) -> bool:
+    """At rest L2 has received the same vectors, KVM's order being the hardware's with the
+    vectors D10 delayed taken later (as if they had arrived later)."""
+    return _moved_later(ctx.hardware.l2.delivered, ctx.software.l2.delivered,
+                        ctx.vectors_of("D10"))
 
 
 DEVIATIONS: tuple[Deviation, ...] = (
@@ -282,19 +362,29 @@ DEVIATIONS: tuple[Deviation, ...] = (
             "where the bit ended up.",
         residue=frozenset({"pid.pir", "l2.virr"}), residue_predicate=_d2_residue),
     Deviation(
-        "D10", "an L1 interrupt's VM exit taken before a recognized L2 virtual interrupt",
-        sdm="virtual-interrupt delivery has priority over external-interrupt VM exits "
-            "(VID-12, SDM 29.2.2): the recognized virtual interrupt is delivered first",
+        "D10", "an L1 interrupt handled before a recognized L2 virtual interrupt",
+        sdm="virtual-interrupt delivery has priority over external interrupts and their VM "
+            "exits (VID-12, SDM 29.2.2): the recognized virtual interrupt is delivered first, "
+            "then the external interrupt exits to L1 or, being the notification, is processed",
         kvm="vmx_check_nested_events() synthesizes the external-interrupt VM exit for L1 "
             "before vmcs02 is re-entered, where the CPU would deliver L2's virtual interrupt; "
-            "the interrupt stays in VIRR/RVI",
-        source="arch/x86/kvm/vmx/nested.c vmx_check_nested_events()",
+            "the interrupt stays in VIRR/RVI. At a VM entry with the notification pending, "
+            "the VM-Enter check (nested_vmx_run(), pre-patch and post-patch) or "
+            "vmx_check_nested_events() (nov-2024) completes the nested posted interrupt before "
+            "the CPU enters vmcs02, so the merged vectors come first",
+        source="arch/x86/kvm/vmx/nested.c vmx_check_nested_events(), nested_vmx_run(), "
+               "vmx_complete_nested_posted_interrupt()",
         fields=L2_VIRTUAL_APIC, predicate=_d10, scenario="l2-virtual-before-l1-exit",
+        vectors=_d10_vectors,
         why="Reconciled: the virtual interrupt stays recognized in VIRR/RVI and is delivered "
-            "at L1's next VM entry, which is the same as the hardware with the virtual "
-            "interrupt arriving an instruction later (interrupt arrival times are not "
-            "architectural). L1 sees the same VM exit with the same information; the drain "
-            "checks that L2 receives the same vectors in the same order."),
+            "after L1's interrupt (at L1's next VM entry, or once L2 EOIs the merged vectors), "
+            "which is the same as the hardware with the virtual interrupt arriving later "
+            "(interrupt arrival times are not architectural). L1 sees the same VM exit with "
+            "the same information. The drain checks that L2 receives the same vectors, in the "
+            "hardware's order but for the delayed vector, which may come after vectors that "
+            "KVM delivered first (l2-virtual-after-notification-at-entry); with RVI not in "
+            "VIRR the delayed vector is lost instead, KB10.",
+        residue=frozenset({"l2.delivered"}), residue_predicate=_d10_residue)
 )
 
 
@@ -328,22 +418,34 @@ def _kb2(ctx: Context) -> bool:
 def _kb3(ctx: Context) -> bool:
     """A trapped IPI of NV while L2 runs, with NV's class at or below L1's PPR class: the
     hardware keeps NV pending in L1's IRR, KVM does not (it started nested posted-interrupt
-    processing)."""
-    e = ctx.event
+    processing); or NV was pending in L1's IRR already (the IPI collapses with it on the
+    hardware) and KVM's processing changed the descriptor where the hardware's did not."""
+    e, hw, sw = ctx.event, ctx.hardware, ctx.software
     return (isinstance(e, InterruptEvent) and e.route == "trapped-ipi" and e.vector == ctx.nv
             and ctx.posted_interrupts and ctx.nv >> 4 <= ctx.ppr_before >> 4
-            and ctx.nv in ctx.hardware.l1_apic.irr and ctx.nv not in ctx.software.l1_apic.irr)
+            and ctx.nv in hw.l1_apic.irr
+            and (ctx.nv not in sw.l1_apic.irr
+                 or (ctx.nv in ctx.irr_before and sw.pid != hw.pid)))
 
 
 def _kb4(ctx: Context) -> bool:
-    """Both took the notification; ON was 0 with PIR non-empty; KVM left PIR as it was; the
-    hardware moved some of it into L2's virtual APIC and nothing else."""
+    """Both took the notification; ON was 0 with PIR non-empty (or filled by a racing post,
+    which then set ON after KVM's test); KVM left PIR as it was; the hardware moved some of it
+    into L2's virtual APIC and nothing else."""
     hw, sw = ctx.hardware, ctx.software
     pir, late = ctx.pir_before, ctx.raced_after
     return (ctx.same_notification_path and not ctx.on_before and bool(pir)
-            and sw.pid.pir - late == pir and (not sw.pid.on or bool(late))
+            and sw.pid.pir - late == pir
+            and (not sw.pid.on or bool(late) or bool(ctx.raced_during))
             and hw.pid.pir - late < pir
             and _l2_vectors(hw) - _l2_vectors(sw) <= pir - hw.pid.pir)
+
+
+def _merge_vectors(ctx: Context) -> frozenset[int]:
+    """What a posted-interrupt merge done on one side only decides: the PIR it harvests, and
+    an RVI not in VIRR (C9), which the merge may raise RVI past (lost there, SDM step 6) and
+    a skipped merge leaves to be delivered."""
+    return ctx.pir_before | ({ctx.rvi_before} - ctx.virr_before)
 
 
 def _kb5(ctx: Context) -> bool:
@@ -362,11 +464,12 @@ def _kb6(ctx: Context) -> bool:
     below a VIRR bit above every PIR bit, C9); the L2 vectors held or delivered are the same
     set on both sides."""
     hw, sw = ctx.hardware, ctx.software
-    pir, rvi = ctx.pir_before, ctx.rvi_before
+    pir, rvi, late = ctx.pir_before, ctx.rvi_before, ctx.raced_after
     sdm_rvi = max(rvi, _hsb(pir))
     kvm_rvi = max(rvi, _hsb(ctx.virr_before | pir))
     return (ctx.same_notification_path and bool(pir) and sdm_rvi != kvm_rvi
-            and not hw.pid.pir and not sw.pid.pir and _l2_vectors(hw) == _l2_vectors(sw))
+            and not hw.pid.pir - late and not sw.pid.pir - late
+            and _l2_vectors(hw) == _l2_vectors(sw))
 
 
 def _kb7(ctx: Context) -> bool:
@@ -393,10 +496,46 @@ def _kb8(ctx: Context) -> bool:
             and hw.l2.delivered == sw.l2.delivered)
 
 
+#: The routes by which an interrupt for L1 is posted into KVM's descriptor for L1 (IPIv,
+#: VT-d) instead of going through ``__apic_accept_irq()`` (``docs/kernel.md``).
+POSTING_ROUTES = frozenset({"ipiv", "device-post"})
+
+
+def _kb9_stale(ctx: Context) -> frozenset[int]:
+    """KVM's EOI messages that the hardware did not send: vectors level-triggered in L1's TMR
+    at the start that were later posted to L1 (edge) by a posting route."""
+    hw = Counter(ctx.hardware.l1_apic.eoi_messages)
+    sw = Counter(ctx.software.l1_apic.eoi_messages)
+    extra = frozenset(sw - hw)
+    posted = {e.vector for e in ctx.scenario.events[:ctx.index + 1]
+              if isinstance(e, InterruptEvent) and e.route in POSTING_ROUTES}
+    if hw - sw or not extra or not extra <= frozenset(ctx.scenario.l1_apic.tmr) & posted:
+        return frozenset()
+    return extra
+
+
+def _kb9(ctx: Context) -> bool:
+    """KVM sent EOI messages the hardware did not, each for a vector that was level-triggered
+    in L1's TMR and then posted to L1 (an edge interrupt: the hardware's acceptance cleared
+    TMR, APIC-4); every message the hardware sent, KVM sent too."""
+    return bool(_kb9_stale(ctx))
+
+
+def _kb10(ctx: Context) -> bool:
+    """At a VM entry with the notification pending, the hardware delivered the entry's RVI
+    first (VID-12); RVI was not in VIRR (C9) and KVM, merging PIR first, raised RVI past it:
+    that vector is nowhere on KVM's side, and it is all that differs among L2's vectors."""
+    hw, sw, v = ctx.hardware, ctx.software, ctx.rvi_before
+    return (ctx.same_notification_path and hw.pid == sw.pid and _entry_rvi_first(ctx)
+            and v not in ctx.virr_before and v not in _l2_vectors(sw)
+            and _l2_vectors(hw) - _l2_vectors(sw) == {v} and _l2_vectors(sw) <= _l2_vectors(hw))
+
+
 def _nv_and_pir(ctx: Context) -> frozenset[int]:
-    """NV and what the descriptor holds after the event: its PIR before, with posts that
-    raced in after the processing (a bug that leaves ON = 1 strands those too)."""
-    return frozenset({ctx.nv}) | ctx.pir_before | ctx.raced_after
+    """NV and what the descriptor holds after the event: its PIR before (and an RVI outside
+    VIRR, :func:`_merge_vectors`), with posts that raced in after the processing (a bug that
+    leaves ON = 1 strands those too)."""
+    return frozenset({ctx.nv}) | _merge_vectors(ctx) | ctx.raced_after
 
 
 def _exit_vectors(ctx: Context) -> frozenset[int]:
@@ -486,7 +625,7 @@ KNOWN_BUGS: tuple[KnownBug, ...] = (
              "or by an agent that sets PIR without ON) are not delivered to L2; the drain "
              "shows the hardware delivering them and KVM never doing so, until some later "
              "post turns ON from 0 to 1 and notifies",
-        versions=ALL_VERSIONS, fixed="open", vectors=lambda ctx: ctx.pir_before),
+        versions=ALL_VERSIONS, fixed="open", vectors=_merge_vectors),
     KnownBug(
         "KB5", "no EOI message for a level-triggered notification vector (was deviation D4)",
         sdm="INTA moves NV from IRR to ISR, and step 4 writes EOI to the local APIC: ISR is "
@@ -560,6 +699,47 @@ KNOWN_BUGS: tuple[KnownBug, ...] = (
         fixed="04bc93cf49d1 (KVM: nVMX: Defer SVI update to vmcs01 on EOI when L2 is active "
               "w/o VID), in the nov-2024 model",
         vectors=lambda ctx: ctx.isr_before | ctx.software.l1_apic.isr),
+    KnownBug(
+        "KB9", "an interrupt posted to L1 leaves L1's TMR bit as it was",
+        sdm="accepting an edge-triggered interrupt clears its TMR bit (SDM 10.8.4, APIC-4), "
+            "so the EOI of a vector last accepted edge-triggered sends no EOI message "
+            "(APIC-12)",
+        kvm="TMR is updated only in __apic_accept_irq(); an interrupt posted into KVM's "
+            "descriptor for L1 by IPI virtualization or VT-d reaches IRR through "
+            "vmx_sync_pir_to_irr() / kvm_apic_update_irr(), which leave TMR alone: a vector "
+            "level-triggered before stays level, and apic_set_eoi() -> kvm_ioapic_send_eoi() "
+            "sends a level EOI for it",
+        source="arch/x86/kvm/lapic.c __apic_accept_irq(), kvm_apic_update_irr(), "
+               "kvm_ioapic_send_eoi(); arch/x86/kvm/vmx/vmx.c vmx_sync_pir_to_irr() (the three "
+               "pinned versions)",
+        fields=frozenset({"l1_apic.eoi_messages"}), predicate=_kb9,
+        scenario="posted-edge-keeps-tmr",
+        lost="L1 reads TMR = 1 for an edge interrupt, and its EOI sends the I/O APICs a "
+             "level EOI that no level interrupt asked for: Remote IRR of a pin with that "
+             "vector is cleared early (an interrupt still asserted is delivered again), and an "
+             "EOI message a level interrupt in service was owed is sent where the hardware "
+             "sends none. Found by the random regression (pi-cosim regress)",
+        versions=ALL_VERSIONS, introduced="posted interrupts for L1 (VT-d, then IPIv) "
+                                          "bypassing __apic_accept_irq()",
+        fixed="open", vectors=_kb9_stale),
+    KnownBug(
+        "KB10", "the notification pending at VM entry is processed before L2's recognized "
+                "virtual interrupt: an RVI outside VIRR is lost",
+        sdm="VM entry loads RVI and evaluates it; virtual-interrupt delivery has priority over "
+            "the pending external interrupt (VID-12), so RVI's vector is delivered, then the "
+            "notification is processed (RVI := max(RVI, hsb(PIR)) only after the delivery)",
+        kvm="the VM-Enter check (nested_vmx_run(), pre-patch and post-patch) or "
+            "vmx_check_nested_events() (nov-2024) completes the nested posted interrupt "
+            "before the CPU enters vmcs02: RVI is raised to hsb(VIRR) first, and an RVI that "
+            "L1 left outside VIRR (C9) is overwritten",
+        source="arch/x86/kvm/vmx/nested.c nested_vmx_run(), vmx_check_nested_events(), "
+               "vmx_complete_nested_posted_interrupt() (the three pinned versions)",
+        fields=L2_VIRTUAL_APIC, predicate=_kb10, scenario="rvi-outside-virr-at-entry",
+        lost="L2 never receives the vector L1 requested through RVI alone (not in VIRR, C9) "
+             "when L1 enters L2 with the notification pending; with RVI in VIRR the same "
+             "order is deviation D10 (delivered later). Found by the random regression "
+             "(pi-cosim regress)",
+        versions=ALL_VERSIONS, fixed="open", vectors=lambda ctx: frozenset({ctx.rvi_before})),
 )
 
 FINDINGS: tuple[Finding, ...] = (*KNOWN_BUGS, *DEVIATIONS)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from cosim.judge.findings import (
     DEVIATIONS,
     KNOWN_BUGS,
+    L2_VIRTUAL_APIC,
     LOST,
     Context,
     Deviation,
@@ -45,7 +46,7 @@ from cosim.judge.findings import (
     is_known_bug,
 )
 from cosim.scenario.drain import Impossible, SideRun, race_windows
-from cosim.scenario.format import Event, Scenario
+from cosim.scenario.format import EoiEvent, Event, L2EoiEvent, Scenario
 from cosim.scenario.outcome import Outcome, differences, to_json
 from software_model import KernelVersion
 
@@ -198,6 +199,7 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
     results: list[EventResult] = []
     previous: EventResult | None = None
     bug_vectors: dict[str, frozenset[int]] = {}  # known bugs hit so far -> their vectors
+    deviation_vectors: dict[str, frozenset[int]] = {}  # deviations hit so far -> theirs
     last_bug: str | None = None
     applied = scenario.events[:len(hardware.outcomes)]  # all, unless an event was impossible
     aligned = _aligned(hardware, software)
@@ -226,13 +228,23 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
                 classes[name] = bug.id
             open_fields -= set(classes)
         for deviation in DEVIATIONS:
-            for name in deviation.explains(ctx, open_fields):
+            explained = deviation.explains(ctx, open_fields)
+            if explained:
+                deviation_vectors[deviation.id] = (deviation_vectors.get(deviation.id,
+                                                                         frozenset())
+                                                   | deviation.vectors(ctx))
+            for name in explained:
                 classes[name] = deviation.id
             open_fields -= set(classes)
         if hw.mode != sw.mode and last_bug is not None:
             for name in open_fields:
                 classes[name] = last_bug
             open_fields = set()
+        bug_id = _other_eoi(event, previous, open_fields)
+        if bug_id is not None:
+            for name in open_fields & _EOI_FIELDS[type(event)]:
+                classes[name] = bug_id
+            open_fields -= set(classes)
         for name in sorted(open_fields):  # what a known bug hit earlier left behind
             bug_id = _consequence(name, hw, sw, bug_vectors)
             if bug_id is not None:
@@ -240,16 +252,19 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
         open_fields -= set(classes)
         for name in open_fields:
             classes[name] = None
+        _strand_posts(ctx, classes, bug_vectors)
         previous = EventResult(tuple(diffs), tuple((d, classes[d]) for d in diffs),
                                event, hw, sw)
         results.append(previous)
     drain = None
     if hardware.impossible is None:
-        _drain_bugs(scenario, version, hardware, software,
-                    None if previous is None else previous.software, bug_vectors)
-        hit = {c for r in results for _, c in r.classes if c is not None}
+        _drain_findings(scenario, version, hardware, software,
+                        None if previous is None else previous.software, bug_vectors,
+                        deviation_vectors)
+        hit = {c for r in results for _, c in r.classes if c is not None} | set(deviation_vectors)
         drain = _judge_rest(scenario, hardware, software, bug_vectors,
-                            [by_id(i) for i in sorted(hit) if not is_known_bug(i)])
+                            [by_id(i) for i in sorted(hit) if not is_known_bug(i)],
+                            deviation_vectors)
     mismatches = None
     if scenario.expect is not None and hardware.outcomes:
         mismatches = tuple(scenario.expect.mismatches(hardware.outcomes[-1]))
@@ -257,13 +272,15 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
                    mismatches)
 
 
-def _drain_bugs(scenario: Scenario, version: KernelVersion, hardware: SideRun,
-                software: SideRun, before: Outcome | None,
-                bug_vectors: dict[str, frozenset[int]]) -> None:
-    """Known bugs that strike in the drain: while both sides take the same drain steps (an
-    L1 EOI, a VM entry, an L2 EOI), each step is an event like the scenario's, and a known
-    bug whose predicate holds on it adds its vectors, so that what it leaves at rest is named
-    by it (the drain's L1 re-enters L2 as a real L1 would)."""
+def _drain_findings(scenario: Scenario, version: KernelVersion, hardware: SideRun,
+                    software: SideRun, before: Outcome | None,
+                    bug_vectors: dict[str, frozenset[int]],
+                    deviation_vectors: dict[str, frozenset[int]]) -> None:
+    """Findings that strike in the drain: while both sides take the same drain steps (an L1
+    EOI, a VM entry, an L2 EOI), each step is an event like the scenario's, and a known bug
+    or a deviation whose predicate holds on it adds its vectors, so that what it leaves at
+    rest is named by it (a known bug) or checked by its residue predicate (a deviation); the
+    drain's L1 re-enters L2 as a real L1 would."""
     first = len(scenario.events)
     for k, ((hw_event, hw), (sw_event, sw)) in enumerate(zip(hardware.drain, software.drain,
                                                                      strict=False)):
@@ -272,10 +289,49 @@ def _drain_bugs(scenario: Scenario, version: KernelVersion, hardware: SideRun,
         diffs = set(differences(hw, sw))
         if diffs:
             ctx = Context(scenario, version, sw_event, before, hw, sw, first + k)
-            for bug in KNOWN_BUGS:
-                if bug.explains(ctx, diffs):
-                    bug_vectors[bug.id] = bug_vectors.get(bug.id, frozenset()) | bug.vectors(ctx)
+            for findings, hits in ((KNOWN_BUGS, bug_vectors), (DEVIATIONS, deviation_vectors)):
+                for finding in findings:
+                    if finding.explains(ctx, diffs):
+                        hits[finding.id] = hits.get(finding.id, frozenset()) | finding.vectors(ctx)
         before = sw
+
+
+#: The fields an EOI changes: L1's APIC for L1's EOI, L2's virtual APIC for L2's.
+_EOI_FIELDS: dict[type, frozenset[str]] = {
+    EoiEvent: frozenset({"l1_apic.irr", "l1_apic.isr", "l1_apic.ppr", "l1_apic.eoi_messages"}),
+    L2EoiEvent: L2_VIRTUAL_APIC,
+}
+
+
+def _other_eoi(event: Event, previous: "EventResult | None",
+               open_fields: set[str]) -> str | None:
+    """An EOI (L1's, or L2's virtual one) on sides whose highest in-service vector differs
+    after a known bug: each side ends the service of another vector, so what the EOI changes
+    differs because of that bug. Returns the bug that made the in-service sets differ."""
+    if previous is None or type(event) not in _EOI_FIELDS or not open_fields & _EOI_FIELDS[
+            type(event)]:
+        return None
+    field = "l1_apic.isr" if isinstance(event, EoiEvent) else "l2.visr"
+    hw, sw = previous.hardware.get(field), previous.software.get(field)
+    bug_id = dict(previous.classes).get(field)
+    if bug_id is None or not is_known_bug(bug_id) or max(hw, default=-1) == max(sw, default=-1):
+        return None
+    return bug_id
+
+
+def _strand_posts(ctx: Context, classes: dict[str, str | None],
+                  bug_vectors: dict[str, frozenset[int]]) -> None:
+    """A known bug that left the notification in another place (NV among its vectors) and
+    whose difference persists at this event also decides the fate of what this event posts
+    to the descriptor (the event's post, races landing in it): the hardware's pending
+    notification harvests them, KVM's consumed or lost one does not."""
+    posted = (ctx.pir_before | ctx.raced_after) - (ctx.before.pid.pir if ctx.before is not None
+                                                   else frozenset(ctx.scenario.pid.pir))
+    if not posted:
+        return
+    for bug_id in {c for c in classes.values() if c is not None and is_known_bug(c)}:
+        if ctx.nv in bug_vectors.get(bug_id, frozenset()):
+            bug_vectors[bug_id] |= posted
 
 
 def _aligned(hardware: SideRun, software: SideRun) -> tuple[Outcome, ...]:
@@ -312,8 +368,10 @@ def _l1_delivered(side: SideRun) -> Counter[int]:
 
 
 def _stuck(outcome: Outcome) -> frozenset[int]:
-    """PIR bits that no notification will ever harvest: ON = 1 at rest."""
-    return outcome.pid.pir if outcome.pid.on else frozenset()
+    """Interrupts that no notification will ever harvest: PIR bits with ON = 1 at rest, for
+    the vectors that can be interrupts at all (16-255: vectors 0-15 are illegal, SDM 10.5.2,
+    and class 0 is never delivered; a PIR bit 0 left by D2 is not an interrupt lost)."""
+    return frozenset(v for v in outcome.pid.pir if v >= 16) if outcome.pid.on else frozenset()
 
 
 def _one_sided(hw: Counter[int], sw: Counter[int]) -> tuple[frozenset[int], frozenset[int]]:
@@ -323,7 +381,7 @@ def _one_sided(hw: Counter[int], sw: Counter[int]) -> tuple[frozenset[int], froz
 
 def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
                 bug_vectors: dict[str, frozenset[int]],
-                deviations: list) -> DrainResult:
+                deviations: list, deviation_vectors: dict[str, frozenset[int]]) -> DrainResult:
     hw, sw = hardware.final, software.final
     lost: dict[str, tuple[frozenset[int], frozenset[int]]] = {}
     l2 = _one_sided(Counter(hw.l2.delivered), Counter(sw.l2.delivered))
@@ -342,7 +400,8 @@ def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
         classes["drain.settled"] = None
     for check, (hw_only, sw_only) in lost.items():
         classes[check] = _bug_covering(hw_only | sw_only, bug_vectors)
-    ctx = DrainContext(scenario, hw, sw, tuple(fields))
+    ctx = DrainContext(scenario, hw, sw, tuple(fields),
+                       tuple(sorted(deviation_vectors.items())))
     for name in fields:
         classes[name] = _explain_residue(name, hw, sw, ctx, bug_vectors, deviations)
     return DrainResult(

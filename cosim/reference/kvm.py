@@ -30,6 +30,7 @@ from cosim.scenario.format import (
     L2EoiEvent,
     L2TprEvent,
     PostEvent,
+    Race,
     Scenario,
     TprEvent,
     VmEntryEvent,
@@ -82,6 +83,7 @@ class KvmReference:
         self._seen_exits = 0
         self._seen_errors = 0
         self._arrived: Event | None = None  # an in-L0 interrupt taken early (see apply)
+        self._raced: set[int] = set()  # events whose races landed with an earlier event
         a = scenario.l1_apic
         regs = vcpu.apic.regs
         regs.irr, regs.isr, regs.tmr = bitmap(a.irr), bitmap(a.isr), bitmap(a.tmr)
@@ -126,26 +128,43 @@ class KvmReference:
         holds = isinstance(upcoming, InterruptEvent) and upcoming.in_l0
         vcpu.hold_in_l0 = holds
         index, self._applied = self._applied, self._applied + 1
-        races = [(race, window) for race, window in self.races if race.event == index] \
-            if self.races else ()
-        for race, window in races:
-            if window == BEFORE:
-                environment.post(vcpu, race.vector)
-            elif window == DURING:
-                environment.race(vcpu, race.vector)
+        racing = self._races_start(index)
         self._apply(event)
-        for race, window in races:
-            if window == DURING:
-                environment.race_end(vcpu)
-            elif window == AFTER:
-                environment.post(vcpu, race.vector)
         vcpu.hold_in_l0 = False
         if holds and vcpu.held_in_l0:
             assert isinstance(upcoming, InterruptEvent)
+            # the vCPU is still in this event's exit to L0: the in-L0 interrupt arrives now,
+            # KVM's processing of both runs now, and so do the posts other agents make
+            # during either (the hardware's races of this event and of the next)
+            racing += self._races_start(index + 1)
             environment.interrupt_in_l0(vcpu, upcoming.vector, upcoming.route)
             self._arrived = upcoming
             self.early.append(index + 1)
+        self._races_end(racing)
         return self.outcome()
+
+    def _races_start(self, index: int) -> list[tuple[Race, str]]:
+        """Land the races of event ``index`` that come before it and arm those that land
+        inside its processing (``RACE_WINDOWS``); return them for :meth:`_races_end`. Each
+        event's races land once (an in-L0 event's with the event whose exit it arrives in)."""
+        if not self.races or index in self._raced:
+            return []
+        self._raced.add(index)
+        races = [(race, window) for race, window in self.races if race.event == index]
+        for race, window in races:
+            if window == BEFORE:
+                environment.post(self.vcpu, race.vector)
+            elif window == DURING:
+                environment.race(self.vcpu, race.vector)
+        return races
+
+    def _races_end(self, races: list[tuple[Race, str]]) -> None:
+        """The armed races no processing landed land now; then those that come after."""
+        if any(window == DURING for _, window in races):
+            environment.race_end(self.vcpu)
+        for race, window in races:
+            if window == AFTER:
+                environment.post(self.vcpu, race.vector)
 
     def _apply(self, event: Event) -> None:
         vcpu = self.vcpu
