@@ -12,6 +12,7 @@ import pytest
 
 from cosim.hardware.backends import simulate
 from cosim.hardware.testbench import Job
+from cosim.judge.findings import is_known_bug
 from cosim.judge.scoreboard import compare
 from cosim.reference.kvm import run_beside, run_model
 from cosim.scenario.format import load_scenario
@@ -67,6 +68,12 @@ EXPECTED = {
     "kb6-with-late-race": {v: ((), ("KB6",)) for v in KernelVersion},
     "d2-bit-zero-stays-in-pir": {PRE: ((), ("KB1",)), POST: (("D2",), ()), NOV: (("D2",), ())},
     "race-held-in-l0": {PRE: ((), ("KB1",)), POST: (("D10",), ()), NOV: (("D10",), ())},
+    "l2-virtual-recognized-at-reentry": {v: (("D11",), ()) for v in KernelVersion},
+    "l2-virtual-recognized-at-reentry-no-pi": {v: ((), ("KB11",)) for v in KernelVersion},
+    "two-l1-interrupts-in-l0": {v: (("D12",), ()) for v in KernelVersion},
+    "two-l1-interrupts-in-l0-same-vector": {v: (("D12",), ()) for v in KernelVersion},
+    "two-l1-interrupts-in-l0-through-l2-idt": {PRE: (("D12",), ("KB8",)),
+                                               POST: (("D12",), ("KB8",)), NOV: (("D12",), ())},
 }
 
 #: the lost-interrupt checks at rest: scenario -> version -> check -> (vectors on the
@@ -105,6 +112,9 @@ LOST = {
                              **{v: {"lost.l2_delivered": (frozenset({0xbd}), frozenset({0xb2}))}
                                 for v in (POST, NOV)}},
     "d2-bit-zero-stays-in-pir": {PRE: {"lost.l1_delivered": (NONE, frozenset({0xcb}))}},
+    # two arrivals of one vector, taken once by KVM (D12): the one delivery fewer allowed
+    "two-l1-interrupts-in-l0-same-vector": {v: {"lost.l1_delivered": (frozenset({0x30}), NONE)}
+                                            for v in KernelVersion},
     "race-held-in-l0": {PRE: {"lost.l2_delivered": (frozenset({0x52}), NONE),
                               "lost.l1_delivered": (NONE, frozenset({0xe7})),
                               "lost.pid_stuck": (NONE, frozenset({0x52}))}},
@@ -139,7 +149,11 @@ def test_each_version_on_each_scenario(scenarios, amaranth_runs, version):
             if bugs:  # a known bug is named at the event that shows it
                 assert any(e.known_bugs == bugs for e in verdict.events), scenario.name
             if deviations:  # a deviation loses nothing: the drain finds no lost interrupt
-                assert not verdict.drain.lost, scenario.name
+                # but two arrivals of one vector that KVM took as one IRR request (D12)
+                coalesced = {c for c, f in verdict.drain.classes if c in dict(verdict.drain.lost)
+                             and f is not None and not is_known_bug(f)}
+                assert coalesced <= {"lost.l1_delivered", "lost.l2_delivered"}, scenario.name
+                assert not coalesced or scenario.name.endswith("-same-vector"), scenario.name
             elif not bugs:  # agreement means no difference at all, events and rest
                 assert all(e.differences == () for e in verdict.events), scenario.name
                 assert verdict.drain.differences == (), scenario.name

@@ -66,6 +66,14 @@ MISSES = {
                               "l2.delivered"],
                         **{v: ["vmexit", "pid.pir", "l2.visr", "l2.delivered"]
                            for v in (POST, NOV)}},
+    "l2-virtual-recognized-at-reentry": {v: ["l2.virr", "l2.visr", "l2.delivered"]
+                                         for v in KernelVersion},  # D11
+    "l2-virtual-recognized-at-reentry-no-pi": {v: ["l2.virr", "l2.visr", "l2.delivered"]
+                                               for v in KernelVersion},  # KB11
+    "two-l1-interrupts-in-l0": {v: ["l1_apic.irr", "l1_apic.isr"] for v in KernelVersion},  # D12
+    "two-l1-interrupts-in-l0-same-vector": {v: ["l1_apic.irr"] for v in KernelVersion},
+    "two-l1-interrupts-in-l0-through-l2-idt": {v: ["l1_apic.irr", "l1_apic.isr", "l2.delivered"]
+                                               for v in KernelVersion},
 }
 
 

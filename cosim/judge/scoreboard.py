@@ -5,26 +5,41 @@ Every differing field after an event is classified, in this order:
 
 - a field that differed at the previous event as finding X and differs the same way now
   (the same two values; for a set of vectors, the same vectors on one side only, whatever
-  both sides gained or lost alike) stays X: X's effect persisting unchanged;
-- a field a known KVM bug claims, its predicate holding on this event (``cosim.deviations``);
+  both sides gained or lost alike; for the deliveries, the same ones on one side only) stays
+  X: X's effect persisting unchanged;
+- a field a known KVM bug claims, its predicate holding on this event (``cosim.judge.findings``);
 - a field a deviation claims, its predicate holding;
-- while the two sides run different guests after a known bug (KVM exited to L1 where the
-  hardware did not, or the reverse), every difference is that bug's consequence: the two
-  runs are no longer comparable event by event, and the drain judges what was lost;
-- a field a known bug hit earlier claims, the difference within that bug's vectors (for a
-  set of vectors): the bug's consequence (the same rule as at rest);
+- while the two sides run different guests after a finding (KVM exited to L1 where the
+  hardware did not, or the reverse), every difference is that finding's consequence: the two
+  runs are no longer comparable event by event, and the drain judges what was lost (a
+  deviation's residue predicate still has to accept what is left at rest);
+- an EOI on sides whose highest in-service vector differs after a finding: each ends another
+  vector's service, so what it changes is that finding's consequence;
+- a field a finding hit earlier claims, the difference within that finding's vectors (for a
+  set of vectors; for a deviation also a VM exit's vector): its consequence (the same rule as
+  at rest);
+- L1's PPR, L2's VPPR and SVI, functions of the in-service set (and of TPR values both sides
+  share), take the class of the ISR or VISR difference;
 - anything else is an unexplained divergence.
 
-A known bug's vectors are what it strands: NV, the descriptor's PIR (with the event's own
-post and other agents' races during it) and so on, per bug. Known bugs are also looked for in
-the drain's steps while both sides take the same ones (an L1 EOI, a VM entry, an L2 EOI).
+A finding's vectors are what it decides: NV, the descriptor's PIR (with the event's own post,
+other agents' races during it, an RVI outside VIRR that a merge may pass over) and so on, per
+finding. They grow while the finding's difference persists: a known bug that moved the
+notification also decides what is posted after it, and a deviation in L1's APIC (D12) the
+interrupts that arrive after it. Findings are also looked for in the drain's steps while both
+sides take the same ones (an L1 EOI, a VM entry, an L2 EOI).
 
 At rest (:class:`DrainResult`) the lost-interrupt checks come first: a vector delivered to L2
 on one side only, a vector delivered to L1 on one side only, a descriptor left with ON = 1 and
-PIR bits on one side only. A lost interrupt is a known bug hit earlier in the scenario whose
-vectors cover it, or an unexplained divergence; never a deviation. Any other field still
-different at rest is a known bug hit earlier (its field, its vectors), or the declared residue
-of a deviation hit earlier (checked by the deviation's residue predicate), or a divergence.
+PIR bits (vectors 16-255) on one side only. A vector delivered on one side that the other
+still holds pending in L1's IRR is held back by L1's PPR, not lost (the drain neither lowers
+L1's TPR nor lets L2 end L1's vectors); the difference stays one that a finding must explain.
+A lost interrupt is a known bug hit earlier in the scenario whose vectors cover it, or an
+unexplained divergence; never a deviation, with one exception: a delivery fewer of a vector
+whose two arrivals KVM took as one IRR request (D12), which any APIC does when they overlap.
+Any other field still different at rest is a known bug hit earlier (its field, its vectors),
+or the declared residue of a deviation hit earlier (checked by the deviation's residue
+predicate), or a divergence.
 
 A :class:`Verdict` is the result for one scenario and version; :meth:`Verdict.to_json` is the
 ``pi-cosim replay --json`` document of ``docs/cli.md``.
@@ -43,6 +58,7 @@ from cosim.judge.findings import (
     DrainContext,
     KnownBug,
     by_id,
+    held_behind,
     is_known_bug,
 )
 from cosim.scenario.drain import Impossible, SideRun, race_windows
@@ -200,7 +216,8 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
     previous: EventResult | None = None
     bug_vectors: dict[str, frozenset[int]] = {}  # known bugs hit so far -> their vectors
     deviation_vectors: dict[str, frozenset[int]] = {}  # deviations hit so far -> theirs
-    last_bug: str | None = None
+    coalesced: set[tuple[str, int]] = set()  # (deviation, vector): two arrivals taken as one
+    last_finding: str | None = None  # the last known bug, or deviation, that showed
     applied = scenario.events[:len(hardware.outcomes)]  # all, unless an event was impossible
     aligned = _aligned(hardware, software)
     windows = race_windows(scenario, hardware)
@@ -223,7 +240,7 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
             explained = bug.explains(ctx, open_fields)
             if explained:
                 bug_vectors[bug.id] = bug_vectors.get(bug.id, frozenset()) | bug.vectors(ctx)
-                last_bug = bug.id
+                last_finding = bug.id
             for name in explained:
                 classes[name] = bug.id
             open_fields -= set(classes)
@@ -233,26 +250,36 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
                 deviation_vectors[deviation.id] = (deviation_vectors.get(deviation.id,
                                                                          frozenset())
                                                    | deviation.vectors(ctx))
+                coalesced |= {(deviation.id, v) for v in deviation.coalesces(ctx)}
+                last_finding = deviation.id
             for name in explained:
                 classes[name] = deviation.id
             open_fields -= set(classes)
-        if hw.mode != sw.mode and last_bug is not None:
+        apart = hw.mode != sw.mode or (previous is not None
+                                       and previous.hardware.mode != previous.software.mode)
+        if apart and last_finding is not None:  # the event ran on different guests
             for name in open_fields:
-                classes[name] = last_bug
+                classes[name] = last_finding
             open_fields = set()
         bug_id = _other_eoi(event, previous, open_fields)
         if bug_id is not None:
             for name in open_fields & _EOI_FIELDS[type(event)]:
                 classes[name] = bug_id
             open_fields -= set(classes)
-        for name in sorted(open_fields):  # what a known bug hit earlier left behind
-            bug_id = _consequence(name, hw, sw, bug_vectors)
-            if bug_id is not None:
-                classes[name] = bug_id
+        for name in sorted(open_fields):  # what a finding hit earlier left behind
+            found = (_consequence(name, hw, sw, bug_vectors)
+                     or _deviation_consequence(name, hw, sw, deviation_vectors))
+            if found is not None:
+                classes[name] = found
+        open_fields -= set(classes)
+        for name in sorted(open_fields & set(_DERIVED)):  # PPR and SVI follow the ISR
+            if classes.get(_DERIVED[name]) is not None:
+                classes[name] = classes[_DERIVED[name]]
         open_fields -= set(classes)
         for name in open_fields:
             classes[name] = None
         _strand_posts(ctx, classes, bug_vectors)
+        _queue_arrivals(ctx, classes, bug_vectors, deviation_vectors)
         previous = EventResult(tuple(diffs), tuple((d, classes[d]) for d in diffs),
                                event, hw, sw)
         results.append(previous)
@@ -264,7 +291,7 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
         hit = {c for r in results for _, c in r.classes if c is not None} | set(deviation_vectors)
         drain = _judge_rest(scenario, hardware, software, bug_vectors,
                             [by_id(i) for i in sorted(hit) if not is_known_bug(i)],
-                            deviation_vectors)
+                            deviation_vectors, frozenset(coalesced))
     mismatches = None
     if scenario.expect is not None and hardware.outcomes:
         mismatches = tuple(scenario.expect.mismatches(hardware.outcomes[-1]))
@@ -296,6 +323,13 @@ def _drain_findings(scenario: Scenario, version: KernelVersion, hardware: SideRu
         before = sw
 
 
+#: Fields that are functions of another field and of state both sides share: L1's PPR of its
+#: ISR (and TPR), L2's VPPR and SVI of VISR (and VTPR; both sides write the same TPR values,
+#: SDM 29.1.1/29.1.2). Where the source differs because of a finding, so do they.
+_DERIVED = {"l1_apic.ppr": "l1_apic.isr", "l2.vppr": "l2.visr", "l2.svi": "l2.visr"}
+
+L1_FIELDS = frozenset({"l1_apic.irr", "l1_apic.isr"})
+
 #: The fields an EOI changes: L1's APIC for L1's EOI, L2's virtual APIC for L2's.
 _EOI_FIELDS: dict[type, frozenset[str]] = {
     EoiEvent: frozenset({"l1_apic.irr", "l1_apic.isr", "l1_apic.ppr", "l1_apic.eoi_messages"}),
@@ -306,17 +340,18 @@ _EOI_FIELDS: dict[type, frozenset[str]] = {
 def _other_eoi(event: Event, previous: "EventResult | None",
                open_fields: set[str]) -> str | None:
     """An EOI (L1's, or L2's virtual one) on sides whose highest in-service vector differs
-    after a known bug: each side ends the service of another vector, so what the EOI changes
-    differs because of that bug. Returns the bug that made the in-service sets differ."""
+    after a finding: each side ends the service of another vector, so what the EOI changes
+    differs because of it. Returns the finding that made the in-service sets differ (a
+    deviation's residue is still checked at rest)."""
     if previous is None or type(event) not in _EOI_FIELDS or not open_fields & _EOI_FIELDS[
             type(event)]:
         return None
     field = "l1_apic.isr" if isinstance(event, EoiEvent) else "l2.visr"
     hw, sw = previous.hardware.get(field), previous.software.get(field)
-    bug_id = dict(previous.classes).get(field)
-    if bug_id is None or not is_known_bug(bug_id) or max(hw, default=-1) == max(sw, default=-1):
+    finding = dict(previous.classes).get(field)
+    if finding is None or max(hw, default=-1) == max(sw, default=-1):
         return None
-    return bug_id
+    return finding
 
 
 def _strand_posts(ctx: Context, classes: dict[str, str | None],
@@ -332,6 +367,23 @@ def _strand_posts(ctx: Context, classes: dict[str, str | None],
     for bug_id in {c for c in classes.values() if c is not None and is_known_bug(c)}:
         if ctx.nv in bug_vectors.get(bug_id, frozenset()):
             bug_vectors[bug_id] |= posted
+
+
+def _queue_arrivals(ctx: Context, classes: dict[str, str | None],
+                    bug_vectors: dict[str, frozenset[int]],
+                    deviation_vectors: dict[str, frozenset[int]]) -> None:
+    """A finding in L1's APIC (which interrupt is pending and which in service: D12, or a
+    bug that ran L1 where the hardware did not) whose difference persists at this event also
+    decides the order in which the interrupts arriving now are taken: they queue behind
+    another vector on each side."""
+    arrived = frozenset(e.vector for e in ctx.arrivals)
+    if not arrived:
+        return
+    for found in {c for f, c in classes.items()
+                  if c is not None and f in ("l1_apic.irr", "l1_apic.isr")}:
+        if L1_FIELDS <= by_id(found).fields:
+            hits = bug_vectors if is_known_bug(found) else deviation_vectors
+            hits[found] = hits.get(found, frozenset()) | arrived
 
 
 def _aligned(hardware: SideRun, software: SideRun) -> tuple[Outcome, ...]:
@@ -355,9 +407,13 @@ def _aligned(hardware: SideRun, software: SideRun) -> tuple[Outcome, ...]:
 
 def _delta(hardware, software) -> tuple:
     """What differs in one field: for a set, the vectors on one side only (an event that
-    changes both sides alike leaves it as it was); otherwise the pair of values."""
+    changes both sides alike leaves it as it was); for a list of deliveries, the deliveries
+    on one side only (their order is judged at rest); otherwise the pair of values."""
     if isinstance(hardware, frozenset) and isinstance(software, frozenset):
         return hardware - software, software - hardware
+    if isinstance(hardware, tuple) and isinstance(software, tuple):  # deliveries, in order
+        hw, sw = Counter(hardware), Counter(software)
+        return tuple(sorted((hw - sw).elements())), tuple(sorted((sw - hw).elements()))
     return hardware, software
 
 
@@ -381,13 +437,14 @@ def _one_sided(hw: Counter[int], sw: Counter[int]) -> tuple[frozenset[int], froz
 
 def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
                 bug_vectors: dict[str, frozenset[int]],
-                deviations: list, deviation_vectors: dict[str, frozenset[int]]) -> DrainResult:
+                deviations: list, deviation_vectors: dict[str, frozenset[int]],
+                coalesced: frozenset[tuple[str, int]] = frozenset()) -> DrainResult:
     hw, sw = hardware.final, software.final
     lost: dict[str, tuple[frozenset[int], frozenset[int]]] = {}
-    l2 = _one_sided(Counter(hw.l2.delivered), Counter(sw.l2.delivered))
+    l2 = _unheld(_one_sided(Counter(hw.l2.delivered), Counter(sw.l2.delivered)), hw, sw)
     if any(l2):
         lost[LOST[0]] = l2
-    l1 = _one_sided(_l1_delivered(hardware), _l1_delivered(software))
+    l1 = _unheld(_one_sided(_l1_delivered(hardware), _l1_delivered(software)), hw, sw)
     if any(l1):
         lost[LOST[1]] = l1
     if _stuck(hw) != _stuck(sw):
@@ -398,10 +455,13 @@ def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
     classes: dict[str, str | None] = {}
     if not hardware.drain_settled or not software.drain_settled:
         classes["drain.settled"] = None
+    merged = {v for _, v in coalesced}
     for check, (hw_only, sw_only) in lost.items():
         classes[check] = _bug_covering(hw_only | sw_only, bug_vectors)
+        if classes[check] is None and check != LOST[2] and not sw_only and hw_only <= merged:
+            classes[check] = min(d for d, v in coalesced if v in hw_only)
     ctx = DrainContext(scenario, hw, sw, tuple(fields),
-                       tuple(sorted(deviation_vectors.items())))
+                       tuple(sorted(deviation_vectors.items())), frozenset(merged))
     for name in fields:
         classes[name] = _explain_residue(name, hw, sw, ctx, bug_vectors, deviations)
     return DrainResult(
@@ -410,6 +470,16 @@ def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
         software_steps=tuple(e for e, _ in software.drain),
         hardware=hw, software=sw, lost=tuple(lost.items()),
         settled=(hardware.drain_settled, software.drain_settled))
+
+
+def _unheld(one_sided: tuple[frozenset[int], frozenset[int]], hw: Outcome,
+            sw: Outcome) -> tuple[frozenset[int], frozenset[int]]:
+    """Vectors delivered on one side only, less those the other side still holds pending in
+    L1's IRR at rest: held back by L1's PPR (its TPR, or a vector in service that the drain's
+    L2 cannot end), they are delivered once L1's PPR allows; not lost. The difference stays
+    a difference at rest (L1's IRR, the deliveries) that a finding must explain."""
+    hw_only, sw_only = one_sided
+    return hw_only - sw.l1_apic.irr, sw_only - hw.l1_apic.irr
 
 
 def _bug_covering(vectors: frozenset[int], bug_vectors: dict[str, frozenset[int]]) -> str | None:
@@ -432,8 +502,30 @@ def _consequence(name: str, hw: Outcome, sw: Outcome,
     for bug_id, covered in sorted(bug_vectors.items()):
         bug = by_id(bug_id)
         assert isinstance(bug, KnownBug)
+        if name == "l1_apic.irr" and changed is not None:  # pending behind the bug's vectors
+            changed = changed - held_behind(hw, covered) - held_behind(sw, covered)
         if name in bug.fields and (changed is None or changed <= covered):
             return bug_id
+    return None
+
+
+def _deviation_consequence(name: str, hw: Outcome, sw: Outcome,
+                           deviation_vectors: dict[str, frozenset[int]]) -> str | None:
+    """A deviation hit earlier that claims the field, the difference within its vectors (for
+    a vector field; for a VM exit's information, both exits' vectors): the field differs
+    because of it (its residue is checked at rest)."""
+    if name.startswith("vmexit"):
+        if name != "vmexit.intr_info" or hw.vmexit is None or sw.vmexit is None:
+            return None
+    a, b = hw.get(name), sw.get(name)
+    for found, covered in sorted(deviation_vectors.items()):
+        if name not in by_id(found).fields:
+            continue
+        if isinstance(a, frozenset | tuple) and frozenset(a) ^ frozenset(b) <= covered:
+            return found
+        if (name == "vmexit.intr_info" and a is not None and b is not None
+                and a >> 31 and b >> 31 and {a & 0xFF, b & 0xFF} <= covered):
+            return found
     return None
 
 
