@@ -1,6 +1,10 @@
 """Formal properties of :class:`rtl.posted_interrupt.PostedInterruptUnit` with an adversarial
-concurrent writer: no posted bit is ever lost (PI-9) or invented (PI-8), and the unit touches
-only what steps 3 and 5 allow (PI-13, PI-14, PI-6).
+concurrent writer: no posted bit is ever lost (PI-9) or invented (PI-8), the unit touches
+only what steps 3 and 5 allow (PI-13, PI-14, PI-6), and one run performs the steps in the
+SDM's order: ON cleared once (step 3), then the EOI (step 4), then each PIR word read and
+cleared once, in order, each merged into VIRR as it is read (step 5), then RVI and the
+evaluation (steps 6-7) after the whole PIR (PI-6, PI-7, PI-10, PI-11, PI-12). VIRR changes
+only with a harvested word or the final step.
 
 The proof's memory holds the descriptor (PIR in words 0-3, NotifyInfo in word 4, at address 0)
 and performs every request indivisibly after a free number of cycles. Another agent ORs free
@@ -16,7 +20,7 @@ from amaranth.hdl import Array, Assert, Assume, Cat, Cover, Elaboratable, Module
 
 from .layouts import NOTIFY_INFO_OFFSET, PIR_WORDS, WORD_BITS
 from .memory import MemOp
-from .posted_interrupt import CLEAR_ON_MASK, PostedInterruptUnit
+from .posted_interrupt import CLEAR_ON_MASK, PiState, PostedInterruptUnit
 
 __all__ = ["PostedInterruptProperties"]
 
@@ -24,10 +28,11 @@ __all__ = ["PostedInterruptProperties"]
 class PostedInterruptProperties(Elaboratable):
     """The proof's top level: the unit, the memory, the adversary and the ghost state.
     ``mutant`` "drop_merge" ignores one harvested word (a broken reading), for the test that
-    the proof can fail."""
+    the proof can fail; ``design`` is the class under proof (a design mutant from
+    ``cosim.hardware.mutants`` in the tests)."""
 
-    def __init__(self, mutant: str | None = None):
-        self.unit = PostedInterruptUnit()
+    def __init__(self, mutant: str | None = None, design=PostedInterruptUnit):
+        self.unit = design()
         self.mutant = mutant
         self.start = Signal()
         self.ready = Signal()  # the memory answers in this cycle (free latency)
@@ -89,6 +94,52 @@ class PostedInterruptProperties(Elaboratable):
             merge_bits = Mux(index == 3, 0, u.merge.bits)
         with m.If(u.merge.valid):
             m.d.sync += merged.eq(merged | merge_bits)
+
+        # --- the SDM order of one processing run (steps 3, 4, 5 word by word, 6-7) ------------
+        # ghost state of the run in progress, cleared when the unit takes ``start``
+        on_cleared = Signal()  # step 3's AND of NotifyInfo answered
+        eoi_sent = Signal()  # step 4's EOI strobe
+        words_read = Signal(PIR_WORDS)  # step 5's SWAP of each PIR word answered
+        with m.If(self.start & ~u.busy):
+            m.d.sync += [on_cleared.eq(0), eoi_sent.eq(0), words_read.eq(0)]
+        with m.Else():
+            with m.If(answer & ~is_pir & (mem.op == MemOp.AND)):
+                m.d.sync += on_cleared.eq(1)
+            with m.If(u.eoi):
+                m.d.sync += eoi_sent.eq(1)
+            with m.If(answer & is_pir & (mem.op == MemOp.SWAP)):
+                m.d.sync += words_read.eq(words_read | (1 << index))
+        all_read = (1 << PIR_WORDS) - 1
+        with m.Switch(u.state):  # the invariants that close the induction, per unit state
+            with m.Case(PiState.CLEAR_ON):
+                m.d.comb += Assert(~on_cleared & ~eoi_sent & (words_read == 0)
+                                   & (u.chunk == 0), "helper_clear_on_state_has_done_nothing")
+            with m.Case(PiState.EOI):
+                m.d.comb += Assert(on_cleared & ~eoi_sent & (words_read == 0) & (u.chunk == 0),
+                                   "helper_eoi_state_follows_step_3")
+            with m.Case(PiState.HARVEST):
+                m.d.comb += Assert(on_cleared & eoi_sent
+                                   & (words_read == (1 << u.chunk) - 1),
+                                   "helper_harvest_state_has_read_the_words_before_its_chunk")
+            with m.Case(PiState.RVI):
+                m.d.comb += Assert(on_cleared & eoi_sent & (words_read == all_read),
+                                   "helper_rvi_state_follows_the_whole_harvest")
+        m.d.comb += [
+            Assert(~(answer & ~is_pir & (mem.op == MemOp.AND)) | ~on_cleared,
+                   "PI_6_on_cleared_once_per_run"),
+            Assert(~u.eoi | (on_cleared & (words_read == 0)),
+                   "PI_7_eoi_after_step_3_and_before_step_5"),
+            Assert(~(mem.valid & is_pir) | (on_cleared & eoi_sent),
+                   "PI_10_on_cleared_before_pir_is_read"),
+            Assert(~(answer & is_pir) | (words_read == (1 << index) - 1),
+                   "PI_10_each_pir_word_read_once_in_order"),
+            Assert(~(u.merge.valid & u.merge.evaluate) | (words_read == all_read),
+                   "PI_11_12_rvi_and_evaluation_after_the_whole_pir"),
+            Assert(~u.merge.valid | u.merge.evaluate | (answer & is_pir),
+                   "PI_5_virr_changes_only_with_a_harvested_word"),
+            Cover(u.done & on_cleared & eoi_sent & (words_read == all_read),
+                  "cover_PI_6_7_10_11_12_a_whole_run_in_order"),
+        ]
 
         m.d.comb += [
             Assume(~self.start | ~u.busy, "start_only_when_idle"),

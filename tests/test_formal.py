@@ -106,15 +106,27 @@ PI = next(p for p in PROOFS if p.name == "pi_concurrent_posts")
 
 def test_no_posted_bit_is_lost_with_an_adversarial_writer(tmp_path):
     """PI-9 and PI-8 with another agent ORing free bits into any PIR word at any edge, before
-    or after the unit's operation; the unit issues only step 3's AND and step 5's swaps."""
+    or after the unit's operation; the unit issues only step 3's AND and step 5's swaps, in
+    the SDM's order (step 3 once, step 4, each PIR word once in order, steps 6-7 last)."""
     result = run_proof(PI, tmp_path)
     assert (result.status, result.failed, result.unreached) == ("proved", (), ())
-    assert result.clauses == ("PI-6", "PI-8", "PI-9", "PI-13", "PI-14")
+    assert result.clauses == ("PI-5", "PI-6", "PI-7", "PI-8", "PI-9", "PI-10", "PI-11",
+                              "PI-12", "PI-13", "PI-14")
 
 
 def test_a_harvested_word_dropped_is_a_lost_bit(tmp_path):
     result = run_proof(PI, tmp_path, mutant="drop_merge")
     assert result.status == "failed" and result.failed == ("PI_9_no_posted_bit_is_lost",)
+
+
+def test_pir_read_before_on_is_cleared_breaks_the_order(tmp_path):
+    """A design mutant (cosim/hardware/mutants.py) that skips step 3: the unchanged order
+    proof fails (the run reads PIR with ON still set), with a counterexample trace."""
+    result = run_proof(PI, tmp_path, mutant="pir_read_before_on_is_cleared")
+    assert result.status == "failed" and result.trace is not None
+    assert set(result.failed) & {"PI_10_on_cleared_before_pir_is_read",
+                                 "PI_7_eoi_after_step_3_and_before_step_5",
+                                 "helper_eoi_state_follows_step_3"}, result.failed
 
 
 IPIV = next(p for p in PROOFS if p.name == "ipiv_notifications")

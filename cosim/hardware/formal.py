@@ -52,8 +52,11 @@ def _top(mutant=None):
 
 
 def _pi(mutant=None):
+    from cosim.hardware.mutants import DESIGN_MUTANTS, mutant_class
     from rtl.posted_interrupt_properties import PostedInterruptProperties
 
+    if mutant in DESIGN_MUTANTS:  # the design is wrong, the properties unchanged
+        return PostedInterruptProperties(design=mutant_class(mutant))
     return PostedInterruptProperties(mutant)
 
 

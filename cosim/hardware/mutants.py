@@ -35,6 +35,11 @@ DESIGN_MUTANTS: dict[str, DesignMutant] = {
         "nv_match.eq(ppi & (lapic.irr[0:8] == self.posted_intr_nv[0:8]))",
         "step 2 compares NV with the low byte of the IRR instead of the vector the INTA "
         "returned (PI-2, PI-3)"),
+    "pir_read_before_on_is_cleared": DesignMutant(
+        "rtl.posted_interrupt", "PostedInterruptUnit", "elaborate",
+        "self.state.eq(PiState.CLEAR_ON),",
+        "self.state.eq(PiState.EOI),",
+        "a run skips step 3: PIR is read and cleared while ON is still 1 (PI-6, PI-10)"),
 }
 
 

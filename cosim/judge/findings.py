@@ -18,7 +18,9 @@ Each finding has a predicate over the state before the event and both outcomes a
 
 History: the first version of this file had six deviations (D1-D4, D6, D10). Checked against
 the drain and the kernel source, D1, D4 and D6 lose interrupts for good and D3 leaves a wrong
-RVI at rest: they are known bugs KB4, KB5, KB2 and KB6. D2 and D10 remain deviations.
+RVI at rest: they are known bugs KB4, KB5, KB2 and KB6. D2 and D10 remain deviations. The
+random regression's triage (2026-12-02) added KB9-KB11 and D11, D12, and widened D10 to VM
+entries (``docs/regress.md``).
 """
 
 from collections import Counter

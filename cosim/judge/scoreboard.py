@@ -31,8 +31,9 @@ sides take the same ones (an L1 EOI, a VM entry, an L2 EOI).
 
 At rest (:class:`DrainResult`) the lost-interrupt checks come first: a vector delivered to L2
 on one side only, a vector delivered to L1 on one side only, a descriptor left with ON = 1 and
-PIR bits (vectors 16-255) on one side only. A vector delivered on one side that the other
-still holds pending in L1's IRR is held back by L1's PPR, not lost (the drain neither lowers
+PIR bits (vectors 16-255) on one side only. An L1 vector delivered on one side (to L1, or
+through L2's IDT) that the other still holds pending in L1's IRR is held back by L1's PPR, not
+lost (the drain neither lowers
 L1's TPR nor lets L2 end L1's vectors); the difference stays one that a finding must explain.
 A lost interrupt is a known bug hit earlier in the scenario whose vectors cover it, or an
 unexplained divergence; never a deviation, with one exception: a delivery fewer of a vector
@@ -441,7 +442,9 @@ def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
                 coalesced: frozenset[tuple[str, int]] = frozenset()) -> DrainResult:
     hw, sw = hardware.final, software.final
     lost: dict[str, tuple[frozenset[int], frozenset[int]]] = {}
-    l2 = _unheld(_one_sided(Counter(hw.l2.delivered), Counter(sw.l2.delivered)), hw, sw)
+    l2 = _one_sided(Counter(hw.l2.delivered), Counter(sw.l2.delivered))
+    if not scenario.vmcs12.external_interrupt_exiting:  # L2 receives L1's vectors (EXT-1)
+        l2 = _unheld(l2, hw, sw)
     if any(l2):
         lost[LOST[0]] = l2
     l1 = _unheld(_one_sided(_l1_delivered(hardware), _l1_delivered(software)), hw, sw)
@@ -474,7 +477,8 @@ def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
 
 def _unheld(one_sided: tuple[frozenset[int], frozenset[int]], hw: Outcome,
             sw: Outcome) -> tuple[frozenset[int], frozenset[int]]:
-    """Vectors delivered on one side only, less those the other side still holds pending in
+    """Vectors of L1 delivered on one side only (to L1 in a VM exit, or through L2's IDT
+    without external-interrupt exiting), less those the other side still holds pending in
     L1's IRR at rest: held back by L1's PPR (its TPR, or a vector in service that the drain's
     L2 cannot end), they are delivered once L1's PPR allows; not lost. The difference stays
     a difference at rest (L1's IRR, the deliveries) that a finding must explain."""
