@@ -340,7 +340,10 @@ def _formal(args) -> int:
         futures = {pool.submit(run_proof, proof, args.out): proof for proof in PROOFS}
         for future in as_completed(futures):
             result = done[futures[future].name] = future.result()
-            detail = {"failed": f": {', '.join(result.failed)} (trace {result.trace})",
+            replayed = ("reproduced in amaranth.sim" if result.reproduced
+                        else f"NOT reproduced in amaranth.sim ({result.replay})")
+            detail = {"failed": f": {', '.join(result.failed)} at step {result.step} (trace "
+                                f"{result.trace}; {replayed})",
                       "vacuous": f": covers not reached: {', '.join(result.unreached)}"}
             print(f"[{len(done)}/{len(PROOFS)}] {result.name}: {result.status.upper()}"
                   f"{detail.get(result.status, '')} in {result.seconds:.1f} s"
@@ -507,7 +510,7 @@ def _regress(args) -> int:
 def _minimize(args, result, version: KernelVersion, sim: str) -> list:
     """Shrink each divergence class's first case; its waveform and .gtkw beside it."""
     from cosim.campaign import regress
-    from cosim.hardware.backends import WAVE_SIMS, SimulatorUnavailable, simulate
+    from cosim.hardware.backends import WAVE_SIMS, simulate
     from cosim.hardware.testbench import Job
 
     out = args.out / "regress"
@@ -520,13 +523,9 @@ def _minimize(args, result, version: KernelVersion, sim: str) -> list:
         if not args.no_waves:
             wave_sim = sim if sim in WAVE_SIMS else next(
                 (s for s in ("icarus", "verilator") if _available(s)), None)
-            if wave_sim is not None:
-                try:
-                    (run,) = simulate([Job(small.scenario, seed=small.memory_seed)],
-                                      wave_sim, out)
-                    waves = run.waves
-                except SimulatorUnavailable:
-                    waves = None
+            if wave_sim is not None:  # the run's own backend, or one _available found
+                (run,) = simulate([Job(small.scenario, seed=small.memory_seed)], wave_sim, out)
+                waves = run.waves
         done.append((small, waves))
     return done
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cosim.cli import main
-from cosim.hardware.formal import PROOFS, run_proof
+from cosim.hardware.formal import PROOFS, replay_trace, run_proof
 
 from .conftest import require_tools
 
@@ -33,6 +33,10 @@ def test_a_broken_design_fails_with_a_trace(tmp_path):
     result = run_proof(APIC, tmp_path, mutant="inta_lowest")
     assert result.status == "failed" and result.failed == ("APIC_9_10_inta_vector",)
     assert result.trace is not None and result.trace.endswith(".vcd")
+    # the counterexample replayed in amaranth.sim fails the same property at the same step,
+    # and the correct reading of the same design passes the same inputs
+    assert result.reproduced, (result.step, result.replay)
+    assert replay_trace(APIC, Path(result.trace)).step is None
 
 
 def test_an_unreachable_cover_makes_the_proof_vacuous(tmp_path):
@@ -70,6 +74,7 @@ def test_the_nv_decision_fails_when_nv_is_compared_without_the_ack(tmp_path):
     result = run_proof(NV, tmp_path, mutant="vector_without_ack")
     assert result.status == "failed"
     assert "PI_2_3_5_processing_starts_only_for_an_acked_nv" in result.failed
+    assert result.reproduced, (result.step, result.replay)
 
 
 def test_the_nv_decision_fails_for_a_design_that_compares_nv_without_the_ack(tmp_path):
@@ -79,6 +84,7 @@ def test_the_nv_decision_fails_for_a_design_that_compares_nv_without_the_ack(tmp
     result = run_proof(NV, tmp_path, mutant="nv_compared_without_the_ack")
     assert result.status == "failed"
     assert "PI_2_3_5_processing_starts_only_for_an_acked_nv" in result.failed
+    assert result.reproduced, (result.step, result.replay)
     assert result.trace is not None and Path(result.trace).stat().st_size > 0
     # the trace opens in GTKWave with the property module's signals
     require_tools("gtkwave", "xvfb-run", install="apt-get install -y gtkwave xvfb")
@@ -117,6 +123,8 @@ def test_no_posted_bit_is_lost_with_an_adversarial_writer(tmp_path):
 def test_a_harvested_word_dropped_is_a_lost_bit(tmp_path):
     result = run_proof(PI, tmp_path, mutant="drop_merge")
     assert result.status == "failed" and result.failed == ("PI_9_no_posted_bit_is_lost",)
+    assert result.reproduced, (result.step, result.replay)
+    assert replay_trace(PI, Path(result.trace)).step is None
 
 
 def test_pir_read_before_on_is_cleared_breaks_the_order(tmp_path):
@@ -127,6 +135,9 @@ def test_pir_read_before_on_is_cleared_breaks_the_order(tmp_path):
     assert set(result.failed) & {"PI_10_on_cleared_before_pir_is_read",
                                  "PI_7_eoi_after_step_3_and_before_step_5",
                                  "helper_eoi_state_follows_step_3"}, result.failed
+    # replayed in amaranth.sim: the mutant fails at the tools' step, the real unit does not
+    assert result.reproduced, (result.step, result.replay)
+    assert replay_trace(PI, Path(result.trace)).step is None
 
 
 IPIV = next(p for p in PROOFS if p.name == "ipiv_notifications")
@@ -144,3 +155,4 @@ def test_a_notification_nobody_owes_fails(tmp_path):
     result = run_proof(IPIV, tmp_path, mutant="notify_twice")
     assert result.status == "failed"
     assert result.failed == ("IPIV_7_9_notification_only_for_an_on_transition",)
+    assert result.reproduced, (result.step, result.replay)

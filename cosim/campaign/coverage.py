@@ -90,14 +90,8 @@ class _State:
     rvi: int
 
 
-def _ppr(tpr: int, isr: frozenset[int]) -> int:
-    """APIC-7: PPR from TPR and the highest in-service vector."""
-    isrv = max(isr, default=0)
-    return tpr if tpr >> 4 >= isrv >> 4 else isrv & 0xF0
-
-
 def _initial(s: Scenario) -> _State:
-    return _State(s.start, s.l1_apic.irr, s.l1_apic.isr, _ppr(s.l1_apic.tpr, s.l1_apic.isr),
+    return _State(s.start, s.l1_apic.irr, s.l1_apic.isr, s.l1_apic.ppr,
                   s.pid.pir, s.pid.on, s.pid.sn, s.l2.virr, s.l2.rvi)
 
 

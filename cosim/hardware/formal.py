@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PROOFS", "Proof", "ProofResult", "run_proof", "trace_gtkw"]
+__all__ = ["PROOFS", "Proof", "ProofResult", "Replay", "replay_trace", "run_proof", "trace_gtkw"]
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,10 @@ class ProofResult:
     """One proof: ``status`` is ``proved`` (prove and cover passed), ``failed`` (a property
     does not hold: ``failed`` names it, ``trace`` is the counterexample's VCD), ``vacuous``
     (a cover was not reached: ``unreached`` names it) or ``unknown``. ``gtkw`` is the
-    GTKWave save file written next to a counterexample trace."""
+    GTKWave save file written next to a counterexample trace; ``step`` is the trace's step at
+    which the tools found ``failed``; ``replay`` is the trace run again in ``amaranth.sim``
+    (:func:`replay_trace`): the step and the properties that fail there, which must be the
+    tools' (``reproduced``)."""
 
     name: str
     status: str
@@ -92,6 +95,15 @@ class ProofResult:
     trace: str | None = None
     cached: bool = False
     gtkw: str | None = None
+    step: int | None = None
+    replay: dict | None = None
+
+    @property
+    def reproduced(self) -> bool:
+        """The simulation replay fails at the tools' step, only properties the tools named."""
+        r = self.replay
+        return (r is not None and r["step"] == self.step and bool(r["failed"])
+                and set(r["failed"]) <= set(self.failed))
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -198,9 +210,18 @@ def run_proof(proof: Proof, out: Path, mutant: str | None = None) -> ProofResult
     else:
         status = "unknown"
     traces = sorted((work / "proof_prove").rglob("*.vcd"))
+    # the summary says "step N" after the place, but nothing for a failure at step 0
+    steps = [int(n or 0) for n in re.findall(r"summary: +failed assertion \S+ at \S+"
+                                             r"(?: step (\d+))?", prove_log)]
+    replay = None
+    if status == "failed" and traces:
+        replayed = replay_trace(proof, traces[0], mutant)
+        replay = {"step": replayed.step, "failed": list(replayed.failed),
+                  "assumptions_failed": list(replayed.assumptions_failed)}
     result = ProofResult(proof.name, status, clauses, ENGINE, proof.depth, seconds, failed,
                          unreached, str(traces[0]) if traces else None,
-                         gtkw=str(trace_gtkw(traces[0])) if traces else None)
+                         gtkw=str(trace_gtkw(traces[0])) if traces else None,
+                         step=min(steps) if steps else None, replay=replay)
     if status in ("proved", "failed", "vacuous") and mutant is None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(result.to_json()))
@@ -233,3 +254,134 @@ def trace_gtkw(vcd: Path) -> Path:
 
 def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
+
+
+# --- a counterexample replayed in simulation ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A counterexample trace run again under ``amaranth.sim``: the first step (the trace's
+    numbering) at which a property of the module does not hold, and which ones; or none."""
+
+    steps: int
+    step: int | None
+    failed: tuple[str, ...]
+    assumptions_failed: tuple[str, ...]
+
+
+def _observed(module) -> tuple[Any, list[tuple[str, str, Any]]]:
+    """The property module's fragment with every ``Assert``/``Assume`` turned into a signal
+    that holds its condition (1 where the statement is not reached), and those signals.
+
+    ``amaranth.sim`` checks an ``Assert`` in every delta cycle, so the transients of a settling
+    network would fail it; the replay instead reads these signals once per step, settled,
+    which is what the formal tools check. Covers are dropped."""
+    from amaranth.hdl import Signal
+    from amaranth.hdl._ast import Property, Switch, _StatementList
+    from amaranth.hdl._ir import Fragment
+
+    flags: list[tuple[str, str, Any]] = []
+
+    def name_of(prop) -> str:
+        chunks = prop.message._chunks if prop.message is not None else ()
+        return "".join(c for c in chunks if isinstance(c, str)) or f"line {prop.src_loc[1]}"
+
+    def observe(statements):
+        out = []
+        for st in statements:
+            if isinstance(st, Property):
+                if st.kind is Property.Kind.Cover:
+                    continue
+                flag = Signal(init=1, name=f"holds_{len(flags)}")
+                flags.append((st.kind.value, name_of(st), flag))
+                out.append(flag.eq(st.test.bool()))
+            elif isinstance(st, Switch):
+                out.append(Switch(st.test, [(patterns, observe(body), loc)
+                                            for patterns, body, loc in st.cases],
+                                  src_loc=st.src_loc))
+            else:
+                out.append(st)
+        return _StatementList(out)
+
+    fragment = Fragment.get(module, None)
+    stack = [fragment]
+    while stack:
+        frag = stack.pop()
+        for domain, statements in list(frag.statements.items()):
+            frag.statements[domain] = observe(statements)
+        stack.extend(sub for sub, _name, _loc in frag.subfragments)
+    return fragment, flags
+
+
+def replay_trace(proof: Proof, trace: Path, mutant: str | None = None) -> Replay:
+    """Drive the free inputs of ``proof``'s property module (with ``mutant``) step by step
+    with a counterexample's values (its VCD, one step per clock cycle, the sync domain's
+    reset among the inputs) from the module's initial state, as the formal tools do, and
+    report where its properties fail. A failed proof's trace replayed this way fails the
+    same properties at the same step: a test that fails the same way in simulation."""
+    from amaranth.hdl import (
+        Array,
+        ClockDomain,
+        ClockSignal,
+        Const,
+        Elaboratable,
+        Module,
+        ResetSignal,
+        Signal,
+    )
+    from amaranth.sim import Simulator
+    from vcdvcd import VCDVCD
+
+    dump = VCDVCD(str(trace))
+    steps = sum(1 for _t, v in dump["top.clk"].tv if v == "1")
+
+    def values(name: str) -> list[int]:
+        changes = dump[f"top.{name}"]
+        out = []
+        for k in range(steps):
+            v = changes[10 * k]  # the tools' VCD: step k at time 10k
+            out.append(int(v, 2) if set(v) <= {"0", "1"} else 0)
+        return out
+
+    module = proof.factory(mutant)
+    inputs = [(port, values(port.name)) for port in module.ports]
+    resets = values("rst")
+    fragment, flags = _observed(module)
+
+    class Driver(Elaboratable):
+        step = Signal(range(steps + 1))
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.properties = fragment
+            m.domains.replay = ClockDomain(reset_less=True)  # counts steps; reset by nothing
+            m.d.comb += ClockSignal("replay").eq(ClockSignal("sync"))
+            m.d.replay += self.step.eq(self.step + 1)
+            for port, trace_values in inputs:
+                m.d.comb += port.eq(Array(Const(v, len(port)) for v in [*trace_values, 0])
+                                    [self.step])
+            m.d.comb += ResetSignal("sync").eq(Array(Const(v, 1) for v in [*resets, 0])
+                                               [self.step])
+            return m
+
+    driver = Driver()
+    sim = Simulator(driver)
+    sim.add_clock(1e-6)
+    found: dict[str, Any] = {"step": None, "failed": (), "assumed": ()}
+
+    async def bench(ctx):
+        for k in range(steps):
+            bad = tuple(name for kind, name, flag in flags
+                        if kind == "assert" and not ctx.get(flag))
+            assumed = tuple(name for kind, name, flag in flags
+                            if kind == "assume" and not ctx.get(flag))
+            if (bad or assumed) and found["step"] is None:
+                found.update(step=k, failed=bad, assumed=assumed)
+                return
+            await ctx.tick()
+
+    sim.add_testbench(bench)
+    sim.run()
+    return Replay(steps, found["step"], tuple(sorted(found["failed"])),
+                  tuple(sorted(found["assumed"])))

@@ -165,9 +165,7 @@ class Context:
         """L1's PPR before the event (the scenario's TPR/ISR rule at the start)."""
         if self.before is not None:
             return self.before.l1_apic.ppr
-        a = self.scenario.l1_apic
-        isrv = _hsb(a.isr) if a.isr else 0
-        return a.tpr if a.tpr >> 4 >= isrv >> 4 else isrv & 0xF0
+        return self.scenario.l1_apic.ppr
 
     @property
     def same_notification_path(self) -> bool:

@@ -33,8 +33,8 @@ At rest (:class:`DrainResult`) the lost-interrupt checks come first: a vector de
 on one side only, a vector delivered to L1 on one side only, a descriptor left with ON = 1 and
 PIR bits (vectors 16-255) on one side only. An L1 vector delivered on one side (to L1, or
 through L2's IDT) that the other still holds pending in L1's IRR is held back by L1's PPR, not
-lost (the drain neither lowers
-L1's TPR nor lets L2 end L1's vectors); the difference stays one that a finding must explain.
+lost (the drain neither lowers L1's TPR nor lets L2 end L1's vectors); the difference stays
+one that a finding must explain.
 A lost interrupt is a known bug hit earlier in the scenario whose vectors cover it, or an
 unexplained divergence; never a deviation, with one exception: a delivery fewer of a vector
 whose two arrivals KVM took as one IRR request (D12), which any APIC does when they overlap.
@@ -262,10 +262,10 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
             for name in open_fields:
                 classes[name] = last_finding
             open_fields = set()
-        bug_id = _other_eoi(event, previous, open_fields)
-        if bug_id is not None:
+        ended = _other_eoi(event, previous, open_fields)
+        if ended is not None:
             for name in open_fields & _EOI_FIELDS[type(event)]:
-                classes[name] = bug_id
+                classes[name] = ended
             open_fields -= set(classes)
         for name in sorted(open_fields):  # what a finding hit earlier left behind
             found = (_consequence(name, hw, sw, bug_vectors)

@@ -118,6 +118,13 @@ class L1Apic:
     tpr: int = key(0, kind="int")
     spurious_vector: int = key(0xFF, kind="vector")
 
+    @property
+    def ppr(self) -> int:
+        """The PPR of this state (SDM 10.8.3.1, APIC-7): TPR if its class is at least the
+        highest in-service vector's, else that vector's class."""
+        isrv = max(self.isr, default=0)
+        return self.tpr if self.tpr >> 4 >= isrv >> 4 else isrv & 0xF0
+
 
 @dataclass(frozen=True, kw_only=True)
 class Vmcs12Controls:
