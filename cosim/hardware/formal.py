@@ -210,9 +210,10 @@ def run_proof(proof: Proof, out: Path, mutant: str | None = None) -> ProofResult
     else:
         status = "unknown"
     traces = sorted((work / "proof_prove").rglob("*.vcd"))
-    # the summary says "step N" after the place, but nothing for a failure at step 0
-    steps = [int(n or 0) for n in re.findall(r"summary: +failed assertion \S+ at \S+"
-                                             r"(?: step (\d+))?", prove_log)]
+    # the summary says "step N" after the place of the base case's failure, and nothing for
+    # one at step 0 or for the induction step's (which may be listed too)
+    found = re.findall(r"summary: +failed assertion \S+ at \S+(?: step (\d+))?", prove_log)
+    steps = [int(n) for n in found if n] or [0] * bool(found)
     replay = None
     if status == "failed" and traces:
         replayed = replay_trace(proof, traces[0], mutant)
