@@ -324,7 +324,7 @@ def _kut(args) -> int:
 def _formal(args) -> int:
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from cosim.hardware.formal import PROOFS, run_proof
+    from cosim.hardware.formal import CATALOGUE, PROOFS, clause_status, run_proof
 
     try:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -350,8 +350,12 @@ def _formal(args) -> int:
                   f"{' (cached)' if result.cached else ''} (depth {futures[future].depth}); "
                   f"clauses {', '.join(result.clauses)}", flush=True)
     results = [done[proof.name] for proof in PROOFS]  # the report in the catalogue's order
+    clauses = clause_status(results)
+    proved = [c for c, e in clauses.items() if e["status"] == "proved"]
+    print(f"clauses proved: {len(proved)} of {len(clauses)} in {CATALOGUE.name}: "
+          f"{', '.join(proved)}", flush=True)
     (args.out / "formal.json").write_text(json.dumps(
-        {"proofs": [r.to_json() for r in results]}, indent=2) + "\n")
+        {"proofs": [r.to_json() for r in results], "clauses": clauses}, indent=2) + "\n")
     return EXIT_OK if all(r.status == "proved" for r in results) else EXIT_DIVERGENCE
 
 

@@ -55,6 +55,15 @@ def test_pi_cosim_formal_writes_the_report(tmp_path, capsys):
         ("nv_decision", "proved", "smtbmc boolector"),
         ("pi_concurrent_posts", "proved", "smtbmc boolector"),
         ("ipiv_notifications", "proved", "smtbmc boolector")]
+    # the signoff view: each catalogue clause with the proofs that prove it
+    clauses = report["clauses"]
+    assert clauses["PI-9"] == {"status": "proved", "proofs": ["pi_concurrent_posts"]}
+    assert clauses["PI-5"]["proofs"] == ["nv_decision", "pi_concurrent_posts"]
+    assert clauses["VID-4"]["status"] == "unproved"
+    proved = sorted((c for c, e in clauses.items() if e["status"] == "proved"),
+                    key=lambda c: (c.split("-")[0], int(c.split("-")[1])))
+    assert len(proved) == 25, proved  # APIC-2, 7-12; EXT-3; PI-2..14; IPIV-5, 6, 7, 9
+    assert f"clauses proved: {len(proved)} of {len(clauses)}" in out
 
 
 NV = next(p for p in PROOFS if p.name == "nv_decision")

