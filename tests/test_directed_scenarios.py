@@ -74,6 +74,12 @@ MISSES = {
     "two-l1-interrupts-in-l0-same-vector": {v: ["l1_apic.irr"] for v in KernelVersion},
     "two-l1-interrupts-in-l0-through-l2-idt": {v: ["l1_apic.irr", "l1_apic.isr", "l2.delivered"]
                                                for v in KernelVersion},
+    "two-l1-interrupts-in-l0-then-more": {v: ["vmexit", "l1_apic.irr", "l1_apic.isr"]
+                                          for v in KernelVersion},
+    "kb2-after-two-l1-interrupts": {v: ["l1_apic.irr", "l1_apic.isr"] for v in KernelVersion},
+    "nv-while-in-l0-race-after": {v: ["l1_apic.irr"] for v in KernelVersion},  # KB7
+    "l2-virtual-recognized-at-reentry-then-tpr": {v: ["l2.visr"] for v in KernelVersion},
+    "seed-then-more-l1-interrupts": {PRE: ["l1_apic.irr", "l1_apic.isr", "pid.on"]},  # KB1
 }
 
 
