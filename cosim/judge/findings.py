@@ -31,7 +31,7 @@ from cosim.scenario.format import Event, InterruptEvent, PostEvent, Scenario, Vm
 from cosim.scenario.outcome import Outcome
 from software_model import KernelVersion
 
-__all__ = ["DEVIATIONS", "FINDINGS", "KNOWN_BUGS", "L2_VIRTUAL_APIC", "POSTING_ROUTES",
+__all__ = ["DEVIATIONS", "FINDINGS", "KNOWN_BUGS", "L1_RUNS", "L2_VIRTUAL_APIC", "POSTING_ROUTES",
            "Context", "Deviation", "DrainContext", "held_behind",
            "Finding", "KnownBug", "LOST", "by_id", "is_known_bug"]
 
@@ -99,6 +99,13 @@ class Context:
         out = (self.event,) if isinstance(self.event, InterruptEvent) else ()
         m = self.in_l0_arrival
         return out + ((m,) if m is not None and m is not self.event else ())
+
+    @property
+    def new_deliveries(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """What the hardware and KVM delivered to L2 at this event (after what both had
+        delivered before it)."""
+        seen = len(self.before.l2.delivered) if self.before is not None else 0
+        return self.hardware.l2.delivered[seen:], self.software.l2.delivered[seen:]
 
     @property
     def pir_before(self) -> frozenset[int]:
@@ -243,7 +250,7 @@ class Deviation(Finding):
     residue_predicate: Callable[[DrainContext], bool] | None = None
     #: vectors of which KVM took two arrivals as one (one IRR request): the only way a
     #: deviation may account for a delivery fewer at rest (``coalesced`` at the drain)
-    coalesces: Callable[[Context], frozenset[int]] = lambda ctx: frozenset()
+    coalesces: Callable[[Context], frozenset[int]] | None = None
 
     def explains_residue(self, ctx: DrainContext, differing: set[str]) -> set[str]:
         claimed = differing & self.residue
@@ -349,13 +356,6 @@ def _kb11(ctx: Context) -> bool:
     return bool(_reevaluated(ctx)) and not _duplicate_notification_possible(ctx)
 
 
-def _d11_residue(ctx: DrainContext) -> bool:
-    """At rest L2 has received the same vectors, the hardware's order being KVM's with the
-    vector KVM delivered early taken later."""
-    return _moved_later(ctx.software.l2.delivered, ctx.hardware.l2.delivered,
-                        ctx.vectors_of("D11"))
-
-
 def _together(ctx: Context) -> tuple[int, int] | None:
     """An interrupt for L1 that arrived while KVM was in L0 (``in_l0``) was taken by KVM in
     the previous event's exit together with that event's interrupt, where the hardware took
@@ -391,8 +391,8 @@ def _together(ctx: Context) -> tuple[int, int] | None:
             return (a, b) if sl.irr == hl.irr - {a} and sl.isr == hl.isr else None
         return ((a, b) if sl.irr == (hl.irr - {b}) | {a} and sl.isr == (hl.isr - {a}) | {b}
                 else None)
-    seen = len(ctx.before.l2.delivered) if ctx.before is not None else 0
-    new_hw, new_sw = hw.l2.delivered[seen:], sw.l2.delivered[seen:]  # through L2's IDT
+    new_hw, new_sw = ctx.new_deliveries  # through L2's IDT
+    seen = len(hw.l2.delivered) - len(new_hw)
     if hw.l2.delivered[:seen] != sw.l2.delivered[:seen] or new_sw != (b,):
         return None
     if a == b:
@@ -458,9 +458,8 @@ def _entry_rvi_first(ctx: Context) -> bool:
     """A VM entry with the notification pending in L1's IRR, after which the hardware's first
     delivery to L2 is the entry's RVI (VID-12: before the notification's processing) and
     KVM delivered RVI's vector nowhere at this entry."""
-    hw, sw = ctx.hardware, ctx.software
-    v, seen = ctx.rvi_before, len(ctx.before.l2.delivered) if ctx.before is not None else 0
-    new_hw, new_sw = hw.l2.delivered[seen:], sw.l2.delivered[seen:]
+    hw, sw, v = ctx.hardware, ctx.software, ctx.rvi_before
+    new_hw, new_sw = ctx.new_deliveries
     return (isinstance(ctx.event, VmEntryEvent) and ctx.posted_interrupts
             and ctx.nv in ctx.irr_before and hw.vmexit is None and sw.vmexit is None
             and v >> 4 > 0 and new_hw[:1] == (v,) and v not in new_sw)
@@ -495,11 +494,16 @@ def _moved_later(hardware: tuple[int, ...], software: tuple[int, ...],
                for h, s in zip(positions(hardware, m), positions(software, m), strict=True))
 
 
-def _d10_residue(ctx: DrainContext) -> bool:
-    """At rest L2 has received the same vectors, KVM's order being the hardware's with the
-    vectors D10 delayed taken later (as if they had arrived later)."""
-    return _moved_later(ctx.hardware.l2.delivered, ctx.software.l2.delivered,
-                        ctx.vectors_of("D10"))
+def _delayed(finding_id: str, *, on_kvm: bool) -> Callable[[DrainContext], bool]:
+    """The residue of a finding that changes only when some vectors are delivered: at rest L2
+    has received the same vectors, one side's order being the other's with the finding's
+    vectors taken later (KVM's, ``on_kvm``, or the hardware's)."""
+    def residue(ctx: DrainContext) -> bool:
+        early, late = ctx.hardware.l2.delivered, ctx.software.l2.delivered
+        if not on_kvm:
+            early, late = late, early
+        return _moved_later(early, late, ctx.vectors_of(finding_id))
+    return residue
 
 
 DEVIATIONS: tuple[Deviation, ...] = (
@@ -541,7 +545,7 @@ DEVIATIONS: tuple[Deviation, ...] = (
             "hardware's order but for the delayed vector, which may come after vectors that "
             "KVM delivered first (l2-virtual-after-notification-at-entry); with RVI not in "
             "VIRR the delayed vector is lost instead, KB10.",
-        residue=frozenset({"l2.delivered"}), residue_predicate=_d10_residue),
+        residue=frozenset({"l2.delivered"}), residue_predicate=_delayed("D10", on_kvm=True)),
     Deviation(
         "D11", "a pending virtual interrupt recognized at KVM's re-entry to L2",
         sdm="after a virtual interrupt's delivery recognition ceases; only VM entry, TPR, EOI "
@@ -563,7 +567,8 @@ DEVIATIONS: tuple[Deviation, ...] = (
             "vectors, the early one at most earlier. Where no duplicate notification could "
             "have arrived (posted interrupts off, or NV masked by L1's PPR), the same "
             "difference is KB11.",
-        residue=frozenset({"l2.delivered"}), residue_predicate=_d11_residue),
+        residue=frozenset({"l2.delivered"}),
+        residue_predicate=_delayed("D11", on_kvm=False)),
     Deviation(
         "D12", "two interrupts for L1 that KVM holds at once taken by priority",
         sdm="L1's APIC presents its highest-priority pending interrupt at each instruction "

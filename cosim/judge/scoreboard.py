@@ -52,12 +52,12 @@ from dataclasses import dataclass, replace
 from cosim.judge.findings import (
     DEVIATIONS,
     KNOWN_BUGS,
+    L1_RUNS,
     L2_VIRTUAL_APIC,
     LOST,
     Context,
     Deviation,
     DrainContext,
-    KnownBug,
     by_id,
     held_behind,
     is_known_bug,
@@ -240,7 +240,7 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
         for bug in KNOWN_BUGS:
             explained = bug.explains(ctx, open_fields)
             if explained:
-                bug_vectors[bug.id] = bug_vectors.get(bug.id, frozenset()) | bug.vectors(ctx)
+                _note(bug_vectors, bug.id, bug.vectors(ctx))
                 last_finding = bug.id
             for name in explained:
                 classes[name] = bug.id
@@ -248,10 +248,9 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
         for deviation in DEVIATIONS:
             explained = deviation.explains(ctx, open_fields)
             if explained:
-                deviation_vectors[deviation.id] = (deviation_vectors.get(deviation.id,
-                                                                         frozenset())
-                                                   | deviation.vectors(ctx))
-                coalesced |= {(deviation.id, v) for v in deviation.coalesces(ctx)}
+                _note(deviation_vectors, deviation.id, deviation.vectors(ctx))
+                if deviation.coalesces is not None:
+                    coalesced |= {(deviation.id, v) for v in deviation.coalesces(ctx)}
                 last_finding = deviation.id
             for name in explained:
                 classes[name] = deviation.id
@@ -264,12 +263,12 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
             open_fields = set()
         ended = _other_eoi(event, previous, open_fields)
         if ended is not None:
-            for name in open_fields & _EOI_FIELDS[type(event)]:
+            for name in open_fields & _EOIS[type(event)][1]:
                 classes[name] = ended
             open_fields -= set(classes)
         for name in sorted(open_fields):  # what a finding hit earlier left behind
             found = (_consequence(name, hw, sw, bug_vectors)
-                     or _deviation_consequence(name, hw, sw, deviation_vectors))
+                     or _consequence(name, hw, sw, deviation_vectors))
             if found is not None:
                 classes[name] = found
         open_fields -= set(classes)
@@ -320,7 +319,7 @@ def _drain_findings(scenario: Scenario, version: KernelVersion, hardware: SideRu
             for findings, hits in ((KNOWN_BUGS, bug_vectors), (DEVIATIONS, deviation_vectors)):
                 for finding in findings:
                     if finding.explains(ctx, diffs):
-                        hits[finding.id] = hits.get(finding.id, frozenset()) | finding.vectors(ctx)
+                        _note(hits, finding.id, finding.vectors(ctx))
         before = sw
 
 
@@ -329,13 +328,20 @@ def _drain_findings(scenario: Scenario, version: KernelVersion, hardware: SideRu
 #: SDM 29.1.1/29.1.2). Where the source differs because of a finding, so do they.
 _DERIVED = {"l1_apic.ppr": "l1_apic.isr", "l2.vppr": "l2.visr", "l2.svi": "l2.visr"}
 
-L1_FIELDS = frozenset({"l1_apic.irr", "l1_apic.isr"})
+#: Which of L1's interrupts are pending and which in service.
+_L1_PENDING = frozenset({"l1_apic.irr", "l1_apic.isr"})
 
-#: The fields an EOI changes: L1's APIC for L1's EOI, L2's virtual APIC for L2's.
-_EOI_FIELDS: dict[type, frozenset[str]] = {
-    EoiEvent: frozenset({"l1_apic.irr", "l1_apic.isr", "l1_apic.ppr", "l1_apic.eoi_messages"}),
-    L2EoiEvent: L2_VIRTUAL_APIC,
+#: Per EOI event: the in-service set it ends the top of, and the fields it changes (L1's APIC
+#: for L1's EOI, L2's virtual APIC for L2's).
+_EOIS: dict[type, tuple[str, frozenset[str]]] = {
+    EoiEvent: ("l1_apic.isr", L1_RUNS),
+    L2EoiEvent: ("l2.visr", L2_VIRTUAL_APIC),
 }
+
+
+def _note(hits: dict[str, frozenset[int]], finding_id: str, vectors: frozenset[int]) -> None:
+    """Add ``vectors`` to what ``finding_id`` decides."""
+    hits[finding_id] = hits.get(finding_id, frozenset()) | vectors
 
 
 def _other_eoi(event: Event, previous: "EventResult | None",
@@ -344,10 +350,9 @@ def _other_eoi(event: Event, previous: "EventResult | None",
     after a finding: each side ends the service of another vector, so what the EOI changes
     differs because of it. Returns the finding that made the in-service sets differ (a
     deviation's residue is still checked at rest)."""
-    if previous is None or type(event) not in _EOI_FIELDS or not open_fields & _EOI_FIELDS[
-            type(event)]:
+    if previous is None or type(event) not in _EOIS or not open_fields & _EOIS[type(event)][1]:
         return None
-    field = "l1_apic.isr" if isinstance(event, EoiEvent) else "l2.visr"
+    field = _EOIS[type(event)][0]
     hw, sw = previous.hardware.get(field), previous.software.get(field)
     finding = dict(previous.classes).get(field)
     if finding is None or max(hw, default=-1) == max(sw, default=-1):
@@ -367,7 +372,7 @@ def _strand_posts(ctx: Context, classes: dict[str, str | None],
         return
     for bug_id in {c for c in classes.values() if c is not None and is_known_bug(c)}:
         if ctx.nv in bug_vectors.get(bug_id, frozenset()):
-            bug_vectors[bug_id] |= posted
+            _note(bug_vectors, bug_id, posted)
 
 
 def _queue_arrivals(ctx: Context, classes: dict[str, str | None],
@@ -380,11 +385,9 @@ def _queue_arrivals(ctx: Context, classes: dict[str, str | None],
     arrived = frozenset(e.vector for e in ctx.arrivals)
     if not arrived:
         return
-    for found in {c for f, c in classes.items()
-                  if c is not None and f in ("l1_apic.irr", "l1_apic.isr")}:
-        if L1_FIELDS <= by_id(found).fields:
-            hits = bug_vectors if is_known_bug(found) else deviation_vectors
-            hits[found] = hits.get(found, frozenset()) | arrived
+    for found in {c for f, c in classes.items() if c is not None and f in _L1_PENDING}:
+        if _L1_PENDING <= by_id(found).fields:
+            _note(bug_vectors if is_known_bug(found) else deviation_vectors, found, arrived)
 
 
 def _aligned(hardware: SideRun, software: SideRun) -> tuple[Outcome, ...]:
@@ -498,36 +501,28 @@ def _bug_covering(vectors: frozenset[int], bug_vectors: dict[str, frozenset[int]
 
 
 def _consequence(name: str, hw: Outcome, sw: Outcome,
-                 bug_vectors: dict[str, frozenset[int]]) -> str | None:
-    """A known bug hit earlier that claims the field, with its vectors covering the
-    difference (for a vector field): the field differs because of it."""
-    a, b = hw.get(name), sw.get(name)
-    changed = (frozenset(a) ^ frozenset(b)) if isinstance(a, frozenset | tuple) else None
-    for bug_id, covered in sorted(bug_vectors.items()):
-        bug = by_id(bug_id)
-        assert isinstance(bug, KnownBug)
-        if name == "l1_apic.irr" and changed is not None:  # pending behind the bug's vectors
-            changed = changed - held_behind(hw, covered) - held_behind(sw, covered)
-        if name in bug.fields and (changed is None or changed <= covered):
-            return bug_id
-    return None
-
-
-def _deviation_consequence(name: str, hw: Outcome, sw: Outcome,
-                           deviation_vectors: dict[str, frozenset[int]]) -> str | None:
-    """A deviation hit earlier that claims the field, the difference within its vectors (for
-    a vector field; for a VM exit's information, both exits' vectors): the field differs
-    because of it (its residue is checked at rest)."""
-    if name.startswith("vmexit"):
-        if name != "vmexit.intr_info" or hw.vmexit is None or sw.vmexit is None:
-            return None
-    a, b = hw.get(name), sw.get(name)
-    for found, covered in sorted(deviation_vectors.items()):
+                 hits: dict[str, frozenset[int]]) -> str | None:
+    """A finding hit earlier (``hits``: known bugs, or deviations) that claims the field, with
+    its vectors covering the difference: the field differs because of it. For a vector field
+    the vectors on one side only (in L1's IRR, less those pending behind one of the finding's
+    vectors in service); for another field, a known bug claims any difference, a deviation
+    only a VM exit whose vectors on both sides are its own (its residue is checked at rest)."""
+    if name.startswith("vmexit") and (hw.vmexit is None or sw.vmexit is None):
+        a = b = None
+    else:
+        a, b = hw.get(name), sw.get(name)
+    for found, covered in sorted(hits.items()):
         if name not in by_id(found).fields:
             continue
-        if isinstance(a, frozenset | tuple) and frozenset(a) ^ frozenset(b) <= covered:
+        if isinstance(a, frozenset | tuple) and isinstance(b, frozenset | tuple):
+            changed = frozenset(a) ^ frozenset(b)
+            if name == "l1_apic.irr":
+                changed = changed - held_behind(hw, covered) - held_behind(sw, covered)
+            if changed <= covered:
+                return found
+        elif is_known_bug(found):
             return found
-        if (name == "vmexit.intr_info" and a is not None and b is not None
+        elif (name == "vmexit.intr_info" and a is not None and b is not None
                 and a >> 31 and b >> 31 and {a & 0xFF, b & 0xFF} <= covered):
             return found
     return None

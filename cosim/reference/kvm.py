@@ -62,6 +62,9 @@ def _virtual_apic_page_addr(desc_addr: int) -> int:
     return 0x30000 if desc_addr & ~0xFFF == 0x20000 else 0x20000
 
 
+_NO_RACES: list = []  # never appended to: what _races_start returns without races
+
+
 class KvmReference:
     """One vCPU of the software model, started in the scenario's initial state.
 
@@ -136,19 +139,19 @@ class KvmReference:
             # the vCPU is still in this event's exit to L0: the in-L0 interrupt arrives now,
             # KVM's processing of both runs now, and so do the posts other agents make
             # during either (the hardware's races of this event and of the next)
-            racing += self._races_start(index + 1)
+            racing = [*racing, *self._races_start(index + 1)]
             environment.interrupt_in_l0(vcpu, upcoming.vector, upcoming.route)
             self._arrived = upcoming
             self.early.append(index + 1)
         self._races_end(racing)
         return self.outcome()
 
-    def _races_start(self, index: int) -> list[tuple[Race, str]]:
+    def _races_start(self, index: int) -> "list[tuple[Race, str]]":
         """Land the races of event ``index`` that come before it and arm those that land
         inside its processing (``RACE_WINDOWS``); return them for :meth:`_races_end`. Each
         event's races land once (an in-L0 event's with the event whose exit it arrives in)."""
         if not self.races or index in self._raced:
-            return []
+            return _NO_RACES
         self._raced.add(index)
         races = [(race, window) for race, window in self.races if race.event == index]
         for race, window in races:
@@ -160,6 +163,8 @@ class KvmReference:
 
     def _races_end(self, races: list[tuple[Race, str]]) -> None:
         """The armed races no processing landed land now; then those that come after."""
+        if not races:  # the scenario has none (most runs): nothing to do
+            return
         if any(window == DURING for _, window in races):
             environment.race_end(self.vcpu)
         for race, window in races:
