@@ -225,9 +225,13 @@ def raw_icarus(scenarios: list[Scenario], work: Path) -> dict:
 
 
 def backend_run(sim: str, scenarios: list[Scenario]) -> dict:
-    """The scenarios in one simulation (build cached beforehand), drain included; then the
-    same with 2 workers."""
+    """The scenarios in one simulation (build cached beforehand), drain included; one
+    scenario alone (the fixed cost of a run: the simulator process's start, cocotb's and the
+    test module's imports); then the same with 2 workers."""
     backends.simulate([Job(scenarios[0])], sim)  # build, or check the cached build
+    started = time.monotonic()
+    backends.simulate([Job(scenarios[0])], sim)
+    fixed = time.monotonic() - started
     started = time.monotonic()
     runs = backends.simulate([Job(s) for s in scenarios], sim)
     seconds = time.monotonic() - started
@@ -236,7 +240,9 @@ def backend_run(sim: str, scenarios: list[Scenario]) -> dict:
     backends.simulate([Job(s) for s in scenarios], sim, workers=2)
     two = time.monotonic() - started
     return {"scenarios": len(scenarios), "seconds": seconds, "testbench_cycles": cycles,
-            "scenarios_per_s": len(scenarios) / seconds,
+            "scenarios_per_s": len(scenarios) / seconds, "fixed_s": fixed,
+            # what each scenario adds once the run has started
+            "marginal_s": max(seconds - fixed, 1e-9) / max(len(scenarios) - 1, 1),
             "workers_2_s": two, "workers_2_over_1": two / seconds,
             "_sides": [run.side for run in runs]}
 
@@ -246,9 +252,9 @@ def raw_amaranth(scenarios: list[Scenario]) -> dict:
     own batch loop (``run_encoded``), timed without elaboration, encoding or decoding."""
     from amaranth.sim import Simulator
 
+    from cosim.hardware.batches import run_encoded
     from cosim.hardware.bench import AmaranthHarnessBench
-    from cosim.hardware.harness import Harness
-    from cosim.hardware.testbench import run_encoded
+    from cosim.hardware.harness import Harness, ResultKind
 
     words = _job_words(scenarios)
     harness = Harness(backends.AMARANTH_JOB_DEPTH, backends.AMARANTH_RESULT_DEPTH)
@@ -256,7 +262,8 @@ def raw_amaranth(scenarios: list[Scenario]) -> dict:
 
     async def testbench(ctx):
         started = time.monotonic()
-        await run_encoded(AmaranthHarnessBench(ctx, harness), words)
+        await run_encoded(AmaranthHarnessBench(ctx, harness), words,
+                          end_kind=ResultKind.END.value)
         spans.append(time.monotonic() - started)
 
     sim = Simulator(harness)
@@ -267,30 +274,38 @@ def raw_amaranth(scenarios: list[Scenario]) -> dict:
             "scenarios_per_s": len(scenarios) / spans[0]}
 
 
-def kut_three_versions(count: int) -> dict:
+def kut_three_versions(count: int, sims: list[str]) -> dict:
     """All the cases against the three KVM versions as a user runs it: ``pi-cosim replay
-    FILES --kvm all --sim verilator --json`` (output discarded), build cached; and the
-    hardware alone."""
+    FILES --kvm all --sim SIM --json`` (output discarded), build cached, per backend with
+    one worker process and with the default (one per CPU); and the hardware alone."""
     import contextlib
     import io
 
     from cosim.cli import main as cli
 
+    out: dict = {"scenarios": count, "verdicts": count * len(KernelVersion),
+                 "default_workers": os.cpu_count() or 1, "sims": {}}
     with tempfile.TemporaryDirectory(prefix="pi-cosim-bench-kut-") as tmp:
         files = []
         for name, text in list(posted_interrupts())[:count]:
             (Path(tmp) / name).write_text(text)
             files.append(str(Path(tmp) / name))
-        with contextlib.redirect_stdout(io.StringIO()):
-            cli(["replay", files[0], "--sim", "verilator"])  # the build, cached
+        for sim in sims:
+            figures: dict = {}
+            with contextlib.redirect_stdout(io.StringIO()):
+                cli(["replay", files[0], "--sim", sim])  # the build, cached
+                for name, extra in (("workers_1_s", ["--workers", "1"]), ("default_s", [])):
+                    started = time.monotonic()
+                    figures["exit_status"] = cli(["replay", *files, "--kvm", "all", "--sim",
+                                                  sim, "--json", *extra])
+                    figures[name] = time.monotonic() - started
+            figures["default_over_1"] = figures["default_s"] / figures["workers_1_s"]
+            scenarios = _scenarios(count)
             started = time.monotonic()
-            status = cli(["replay", *files, "--kvm", "all", "--sim", "verilator", "--json"])
-            total = time.monotonic() - started
-    scenarios = _scenarios(count)
-    started = time.monotonic()
-    backends.simulate([Job(s) for s in scenarios], "verilator")
-    return {"scenarios": count, "verdicts": count * len(KernelVersion), "exit_status": status,
-            "total_s": total, "hardware_s": time.monotonic() - started}
+            backends.simulate([Job(s) for s in scenarios], sim)
+            figures["hardware_s"] = time.monotonic() - started
+            out["sims"][sim] = figures
+    return out
 
 
 def sweep_rates(sims: list[str], shard: int, each_version: bool = True) -> dict:
@@ -443,12 +458,22 @@ def markdown(r: dict) -> str:
         lines.append(f"| {names[sim]} | {fig['harness_cycles_per_s']:,.0f} | "
                      f"{fig['scenarios_per_s']:,.1f} | {fig['fraction_of_raw']:.2f} | "
                      f"{fig['workers_2_over_1']:.2f} |")
+    lines += ["", "| backend | fixed cost of a run (s) | each further scenario (us) | "
+              "that as a fraction of the raw limit's |", "|---|---|---|---|"]
+    for sim, fig in r["backends"].items():
+        marginal = fig.get("marginal_fraction_of_raw")
+        lines.append(f"| {names[sim]} | {fig['fixed_s']:.2f} | {fig['marginal_s'] * 1e6:,.0f} "
+                     f"| {'-' if marginal is None else f'{marginal:.2f}'} |")
     kut = r.get("kut_3_versions_s")
     if kut:
-        lines += ["", f"All {kut['scenarios']} cases against the three KVM versions "
-                  f"(`pi-cosim replay FILES --kvm all --sim verilator --json`, "
-                  f"{kut['verdicts']} verdicts): {kut['total_s']:.2f} s; the hardware alone "
-                  f"{kut['hardware_s']:.2f} s."]
+        lines += ["", f"All {kut['scenarios']} cases against the three KVM versions as a user "
+                  f"types it (`pi-cosim replay FILES --kvm all --sim SIM --json`, "
+                  f"{kut['verdicts']} verdicts, output discarded):", "",
+                  f"| SIM | 1 worker (s) | default, {kut['default_workers']} workers (s) | "
+                  "ratio | the hardware alone (s) |", "|---|---|---|---|---|"]
+        for sim, f in kut["sims"].items():
+            lines.append(f"| {sim} | {f['workers_1_s']:.2f} | {f['default_s']:.2f} | "
+                         f"{f['default_over_1']:.2f} | {f['hardware_s']:.2f} |")
     if "same_outcomes_as_cocotb" in raw["verilator"]:
         lines += ["", "The raw C++ replay's result records decode to the same outcomes as the "
                   f"cocotb run: {raw['verilator']['same_outcomes_as_cocotb']}."]
@@ -504,6 +529,9 @@ def svg(r: dict) -> str:
 
 
 def main(argv=None) -> int:
+    from cosim.cli import tune_gc
+
+    tune_gc()  # as pi-cosim runs
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="a tiny run (the smoke test): 20 cases, no fresh builds")
@@ -541,13 +569,16 @@ def main(argv=None) -> int:
         run["harness_cycles_per_s"] = run["harness_cycles"] / run["seconds"]
         if limit is not None:
             # the same jobs through the same harness: the fraction is the ratio of times
-            run["fraction_of_raw"] = (limit["seconds"] / limit["scenarios"]) / (
-                run["seconds"] / run["scenarios"])
+            per_scenario = limit["seconds"] / limit["scenarios"]
+            run["fraction_of_raw"] = per_scenario / (run["seconds"] / run["scenarios"])
+            run["marginal_fraction_of_raw"] = per_scenario / run["marginal_s"]
     result = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "raw": raw,
         "backends": backends_run,
-        "kut_3_versions_s": kut_three_versions(cases) if "verilator" in sims else None,
+        # the native server needs what the cocotb Verilator backend needs but cocotb
+        "kut_3_versions_s": kut_three_versions(cases, ["verilator", "verilator-native"])
+        if "verilator" in sims else None,
         # fresh builds in a scratch cache: a minute; the smoke test (--quick) leaves them out
         "build_s": {} if args.quick else {sim: build_time(sim) for sim in sims
                                            if sim != "amaranth"},

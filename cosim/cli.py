@@ -12,19 +12,22 @@ and exit status 2; files are all validated before anything runs.
 """
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import os
 import shutil
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from cosim.hardware.backends import SIMS
 from cosim.hardware.testbench import MAX_SEED
 from cosim.reference.kvm import run_beside, run_model
-from cosim.report.text import print_model, print_verdict, summary_line
-from cosim.scenario.format import Scenario, ScenarioError, load_scenario
+from cosim.report.text import Tally, print_model, print_verdict, summary_line
+from cosim.scenario.format import ScenarioError, load_scenario
 from software_model import KernelVersion
 
 __all__ = ["main"]
@@ -37,6 +40,11 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+#: The fewest files a replay gives a worker process of its own: below that, starting the
+#: worker (and its simulator) costs more than the share of the run it takes over.
+MIN_FILES_PER_WORKER = 256
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -92,9 +100,11 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="one JSON document per scenario and version on standard output")
     replay.add_argument("--all-fields", action="store_true",
                         help="show every outcome field, not only those that changed or differ")
-    replay.add_argument("--workers", type=_workers, default=1, metavar="N",
-                        help="split the files over N simulator processes (default 1; "
-                             "results are the same, in the same order)")
+    replay.add_argument("--workers", type=_workers, default=os.cpu_count() or 1, metavar="N",
+                        help="split the files over up to N worker processes, each with its "
+                             f"own simulator and at least {MIN_FILES_PER_WORKER} files "
+                             "(default: one per CPU; the output is the same, in the same "
+                             "order)")
     replay.add_argument("-v", "--verbose", action="store_true",
                         help="log the testbench's transactions (with their cycles), the "
                              "driver's events and the memory operations on standard error")
@@ -266,7 +276,24 @@ def default_sim() -> str:
     return "icarus" if shutil.which("iverilog") else "verilator"
 
 
+def tune_gc() -> None:
+    """Tune CPython's cyclic garbage collector for bulk runs (called once at start-up by the
+    command line and the benchmark, before any worker process is forked, which inherits it).
+
+    A KVM-model run allocates thousands of short-lived objects and leaves a few dozen in
+    reference cycles, so the collector must stay on; but with the default thresholds (700,
+    10, 10) it runs every few hundred allocations and each full collection walks everything
+    alive, the parsed scenarios and the imported modules included. ``gc.freeze()`` moves what
+    exists at start-up out of the collector's sight for good, and a first threshold of 50,000
+    makes young collections rarer while the garbage waiting for one stays a few megabytes."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    tune_gc()
     try:
         return _main(argv)
     except BrokenPipeError:  # the reader (`| head`) went away: not an error
@@ -288,14 +315,14 @@ def _main(argv: Sequence[str] | None) -> int:
         return _merge(args)
     if args.command == "regress":
         return _regress(args)
+    versions = list(KernelVersion) if args.kvm == "all" else [KernelVersion.parse(args.kvm)]
+    if args.command == "replay":
+        return _replay(args, versions)
     try:
         scenarios = [load_scenario(f) for f in args.files]
     except ScenarioError as exc:
         print(f"pi-cosim: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    versions = list(KernelVersion) if args.kvm == "all" else [KernelVersion.parse(args.kvm)]
-    if args.command == "replay":
-        return _replay(args, scenarios, versions)
     for scenario in scenarios:
         runs = [run_model(scenario, v) for v in versions]
         if args.json:
@@ -616,7 +643,78 @@ def default_sweep_sim() -> str:
 # --- replay -----------------------------------------------------------------------------------
 
 
-def _replay(args, scenarios: list[Scenario], versions: list[KernelVersion]) -> int:
+def _replay(args, versions: list[KernelVersion]) -> int:
+    """``pi-cosim replay``: the files in contiguous slices, one per worker process (at most
+    ``--workers``, each with at least :data:`MIN_FILES_PER_WORKER` files), each slice loaded,
+    simulated, run through the KVM model and judged in its worker; the output, the summary
+    and the exit status are those of one process replaying every file in order."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from cosim.hardware.backends import SimulatorUnavailable, prepare
+
+    sim = args.sim or default_sim()
+    if args.waves:
+        try:
+            args.waves_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"pi-cosim: error: --waves-dir {args.waves_dir}: {exc.strerror}; choose a "
+                  "writable directory", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    slices = replay_slices(list(args.files), 1 if args.waves else args.workers)
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    if len(slices) == 1:
+        parts = [_replay_part(slices[0], args, versions, sim, color, capture=False)]
+    else:
+        try:
+            prepare(sim)  # one clear message for a missing simulator, and one build
+        except SimulatorUnavailable as exc:
+            print(f"pi-cosim: error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        with ProcessPoolExecutor(len(slices)) as pool:
+            futures = [pool.submit(_replay_part, chunk, args, versions, sim, color, True)
+                       for chunk in slices]
+            parts = [future.result() for future in futures]
+        # a bad file or a failed simulation ends the run before any output, as in one process
+        failed = next((p for p in parts if p.error is not None), None)
+        if failed is not None:
+            print(f"pi-cosim: error: {failed.error}", file=sys.stderr)
+            return failed.status
+        for p in parts:
+            sys.stdout.write(p.output)
+    tallies = [t for p in parts for t in p.tallies]
+    if parts[0].error is not None:
+        print(f"pi-cosim: error: {parts[0].error}", file=sys.stderr)
+    elif not args.json and len(tallies) > 1:
+        print(summary_line(tallies))
+    # 2 for an impossible event or bad input, else 1 for any difference, else 0
+    return max(p.status for p in parts)
+
+
+def replay_slices(files: list[str], workers: int) -> list[list[str]]:
+    """The files in contiguous slices of nearly equal size, one per worker process: at most
+    ``workers`` slices and none with fewer than :data:`MIN_FILES_PER_WORKER` files (a single
+    slice when there are too few for two)."""
+    count = max(1, min(workers, len(files) // MIN_FILES_PER_WORKER))
+    size = -(-len(files) // count) or 1
+    return [files[i:i + size] for i in range(0, len(files), size)] or [files]
+
+
+@dataclass(frozen=True)
+class _ReplayPart:
+    """One slice of a replay: its exit status, its output (``""`` where printed directly),
+    its verdicts' tallies, and the one error that stopped it (a bad file, a missing
+    simulator, a failed simulation) or ``None``."""
+
+    status: int
+    output: str
+    tallies: list[Tally]
+    error: str | None = None
+
+
+def _replay_part(files: list[str], args, versions: list[KernelVersion], sim: str, color: bool,
+                 capture: bool) -> _ReplayPart:
+    """Load, simulate, model and judge ``files``; with ``capture`` the output is returned
+    instead of printed (a worker process's part of the run)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from cosim.hardware.backends import (
@@ -628,39 +726,32 @@ def _replay(args, scenarios: list[Scenario], versions: list[KernelVersion]) -> i
     from cosim.hardware.testbench import Job
     from cosim.judge.scoreboard import compare
 
-    sim = args.sim or default_sim()
+    try:
+        scenarios = [load_scenario(f) for f in files]
+    except ScenarioError as exc:
+        return _ReplayPart(EXIT_BAD_INPUT, "", [], str(exc))
     jobs = [Job(s, seed=args.seed) for s in scenarios]
-    if args.waves:
-        try:
-            args.waves_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            print(f"pi-cosim: error: --waves-dir {args.waves_dir}: {exc.strerror}; choose a "
-                  "writable directory", file=sys.stderr)
-            return EXIT_BAD_INPUT
+    waves_dir = args.waves_dir if args.waves else None
     ahead: dict = {}
     try:
-        if sim == "amaranth" or args.workers > 1:
-            runs = simulate(jobs, sim, args.waves_dir if args.waves else None,
-                            workers=args.workers)
+        if sim == "amaranth":
+            runs = simulate(jobs, sim, waves_dir)
         else:
-            # a cocotb simulation runs in its own process: the KVM model runs meanwhile (not
-            # with worker processes, which must not be forked beside a running thread)
+            # a simulator runs in its own process: the KVM model runs meanwhile in this one
             check_simulator(sim)
             with ThreadPoolExecutor(1) as pool:
-                future = pool.submit(simulate, jobs, sim,
-                                     args.waves_dir if args.waves else None, args.workers)
+                future = pool.submit(simulate, jobs, sim, waves_dir)
                 ahead = {(i, v): run_model(s, v, own_modes=False)
                          for i, s in enumerate(scenarios) for v in versions if not s.races}
                 runs = future.result()
     except SimulatorUnavailable as exc:
-        print(f"pi-cosim: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _ReplayPart(EXIT_BAD_INPUT, "", [], str(exc))
     except SimulationFailed as exc:
-        print(f"pi-cosim: error: {exc}", file=sys.stderr)
-        return EXIT_DIVERGENCE
+        return _ReplayPart(EXIT_DIVERGENCE, "", [], str(exc))
     status = EXIT_OK
-    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    verdicts = []
+    tallies = []
+    captured = io.StringIO()
+    out = captured if capture else sys.stdout
     for i, (scenario, run) in enumerate(zip(scenarios, runs, strict=True)):
         for version in versions:
             # the model's run as run_beside makes it: ahead of time unless the hardware
@@ -668,16 +759,16 @@ def _replay(args, scenarios: list[Scenario], versions: list[KernelVersion]) -> i
             model = ahead.get((i, version)) if run.side.impossible is None else None
             software = (model or run_beside(scenario, version, run.side)).side
             verdict = compare(scenario, version, sim, args.seed, run.side, software)
-            verdicts.append(verdict)
+            tallies.append(Tally.of(verdict))
             if verdict.impossible is not None:
                 status = EXIT_BAD_INPUT
             elif not verdict.ok and status == EXIT_OK:
                 status = EXIT_DIVERGENCE
             if args.json:
-                print(json.dumps({**verdict.to_json(),
-                                  "waves": None if run.waves is None else str(run.waves)}))
+                out.write(json.dumps({**verdict.to_json(),
+                                      "waves": None if run.waves is None else str(run.waves)})
+                          + "\n")
             else:
-                print_verdict(verdict, run.waves, args.all_fields, color)
-    if not args.json and len(verdicts) > 1:
-        print(summary_line(verdicts))
-    return status
+                with contextlib.redirect_stdout(out):
+                    print_verdict(verdict, run.waves, args.all_fields, color)
+    return _ReplayPart(status, captured.getvalue(), tallies)

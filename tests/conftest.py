@@ -126,6 +126,12 @@ def require_simulator(sim: str) -> str:
     return sim
 
 
+@pytest.fixture(scope="module")
+def native() -> str:
+    """The native Verilator server (``verilator-native``), the fastest backend."""
+    return require_simulator("verilator-native")
+
+
 @pytest.fixture(params=SIMS)
 def sim(request) -> str:
     """Every backend of ``cosim.hardware.backends.SIMS``."""

@@ -30,7 +30,12 @@ def test_bench_quick_writes_the_three_reports(tmp_path):
     # first edge
     assert abs(raw["icarus"]["cycles"] - raw["verilator"]["cycles"]) <= 1
     assert 0 < data["backends"]["verilator"]["fraction_of_raw"] <= 1.5
-    assert data["kut_3_versions_s"]["verdicts"] == 20 * 3
+    kut = data["kut_3_versions_s"]
+    assert kut["verdicts"] == 20 * 3 and set(kut["sims"]) == {"verilator", "verilator-native"}
+    # post-patch and nov-2024 agree on every case, pre-patch shows KB1: exit status 1
+    assert {f["exit_status"] for f in kut["sims"].values()} == {1}
+    cocotb = data["backends"]["verilator"]
+    assert cocotb["fixed_s"] > 0 and cocotb["marginal_s"] > 0  # 20 cases: mostly fixed cost
     assert data["model"]["runs"] == 20 * 3 and data["model"]["check_nested_events_calls"] > 0
     assert data["design"]["accept_to_vm_exit_cycles"] > 0 and data["design"]["flip_flops"] > 0
     assert "| cocotb + Verilator |" in (tmp_path / "bench.md").read_text()

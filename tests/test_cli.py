@@ -6,7 +6,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from cosim.cli import main
+import pytest
+
+from cosim.cli import MIN_FILES_PER_WORKER, main, replay_slices
 from cosim.judge.scoreboard import compare
 from cosim.reference.kvm import run_model
 from cosim.report.text import result_line
@@ -268,3 +270,74 @@ def test_replay_with_two_workers_gives_the_same_documents(capsys):
     two = main(["replay", *files, "--sim", "amaranth", "--kvm", "all", "--json",
                 "--workers", "2"])
     assert (one, capsys.readouterr().out) == (two, first)
+
+
+@pytest.fixture(scope="module")
+def kut_files(tmp_path_factory) -> list[str]:
+    """Enough kvm-unit-tests cases for two replay workers (MIN_FILES_PER_WORKER each)."""
+    from cosim.scenario.kut import posted_interrupts
+
+    directory = tmp_path_factory.mktemp("kut")
+    files = []
+    for name, text in list(posted_interrupts())[:2 * MIN_FILES_PER_WORKER + 7]:
+        (directory / name).write_text(text)
+        files.append(str(directory / name))
+    return files
+
+
+@pytest.mark.parametrize("json_out", [True, False], ids=["json", "text"])
+def test_replay_split_over_workers_prints_what_one_process_prints(kut_files, native, capsys,
+                                                                   json_out):
+    """519 files over 2 worker processes (at least MIN_FILES_PER_WORKER each): the same
+    output byte for byte (verdicts in file order, the summary line) and the same exit status
+    as one process; pre-patch's KB1 makes it 1."""
+    flags = ["--kvm", "all", "--sim", native] + (["--json"] if json_out else [])
+    one = main(["replay", *kut_files, *flags, "--workers", "1"])
+    first = capsys.readouterr().out
+    two = main(["replay", *kut_files, *flags, "--workers", "2"])
+    second = capsys.readouterr().out
+    assert (two, second) == (one, first)
+    assert one == 1
+    if json_out:
+        docs = [json.loads(line) for line in first.splitlines()]
+        assert [d["file"] for d in docs[::3]] == kut_files
+        assert {d["known_bugs"] == ["KB1"] for d in docs if d["kvm"] == "pre-patch"} == {True}
+    else:
+        assert first.splitlines()[-1].startswith(f"summary: {3 * len(kut_files)} runs: ")
+
+
+def test_replay_gives_each_worker_at_least_min_files():
+    files = [f"f{i}.toml" for i in range(2 * MIN_FILES_PER_WORKER + 7)]
+    assert [len(s) for s in replay_slices(files, 4)] == [260, 259]  # 2 workers, not 4
+    assert sum(replay_slices(files, 4), []) == files  # contiguous, in order
+    assert [len(s) for s in replay_slices(files[:MIN_FILES_PER_WORKER + 1], 4)] == [257]
+    assert [len(s) for s in replay_slices(files, 1)] == [len(files)]
+    assert replay_slices(files[:3], 2) == [files[:3]]
+
+
+def test_replay_bad_file_in_a_worker_is_one_line_and_no_output(kut_files, native, tmp_path,
+                                                              capsys):
+    """A bad file in the second worker's slice: the first one's verdicts are not printed
+    either (as in one process, which loads every file before it prints), one line, exit 2."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[pid]\npir = [0x41, 300]\n")
+    files = [*kut_files[:-1], str(bad)]
+    assert main(["replay", *files, "--sim", native, "--workers", "1"]) == 2
+    alone = capsys.readouterr()
+    assert main(["replay", *files, "--sim", native, "--workers", "2"]) == 2
+    captured = capsys.readouterr()
+    assert (captured.out, alone.out) == ("", "")
+    assert captured.err == alone.err
+    assert captured.err.startswith(f"pi-cosim: error: {bad}: pid.pir")
+    assert captured.err.count("\n") == 1
+
+
+def test_cocotb_test_module_imports_no_amaranth():
+    """The cocotb simulation process imports only the batch loop: Amaranth and the scenario
+    format took half of its start (cosim.hardware.batches)."""
+    code = ("import sys, cosim.hardware.cocotb_replay; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('amaranth', 'rtl') or m.startswith('cosim.scenario')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"

@@ -1,8 +1,18 @@
-"""The outcome record's vector-set helpers (the hot path of every outcome)."""
+"""The outcome record's vector-set helpers and JSON form (the hot paths of every outcome)."""
 
 import random
+from dataclasses import replace
 
-from cosim.scenario.outcome import bitmap, vectors
+from cosim.scenario.outcome import (
+    L1ApicOutcome,
+    L2Outcome,
+    Outcome,
+    PidOutcome,
+    VmExit,
+    bitmap,
+    to_json,
+    vectors,
+)
 
 
 def test_vectors_and_bitmap_are_inverse():
@@ -12,3 +22,26 @@ def test_vectors_and_bitmap_are_inverse():
     for _ in range(500):
         chosen = frozenset(rng.sample(range(256), rng.randint(0, 40)))
         assert vectors(bitmap(chosen)) == chosen
+
+
+def test_to_json_of_every_field_kind():
+    """The per-class converter: a VM exit or none, sets sorted, tuples as lists, plain values
+    as they are; the inverse is Outcome.from_json."""
+    outcome = Outcome(
+        vmexit=VmExit(reason=1, intr_info=0x80000041), vmentry_error=None, mode="l1",
+        l1_apic=L1ApicOutcome(irr=frozenset({0x61, 0x21}), isr=frozenset(), ppr=0x20,
+                              eoi_messages=(0x30,)),
+        pid=PidOutcome(pir=frozenset({0xf0, 0x41}), on=True, sn=False),
+        l2=L2Outcome(virr=frozenset({0x52}), visr=frozenset({0x33}), rvi=0x52, svi=0x33,
+                     vppr=0x30, delivered=(0x33, 0x41)))
+    expected = {
+        "vmexit": {"reason": 1, "intr_info": 0x80000041, "qualification": 0},
+        "vmentry_error": None, "mode": "l1",
+        "l1_apic": {"irr": [0x21, 0x61], "isr": [], "ppr": 0x20, "eoi_messages": [0x30]},
+        "pid": {"pir": [0x41, 0xf0], "on": True, "sn": False},
+        "l2": {"virr": [0x52], "visr": [0x33], "rvi": 0x52, "svi": 0x33, "vppr": 0x30,
+               "delivered": [0x33, 0x41]}}
+    assert to_json(outcome) == expected
+    assert to_json(replace(outcome, vmexit=None))["vmexit"] is None
+    assert Outcome.from_json(to_json(outcome)) == outcome
+    assert to_json([outcome, None, (1, 2)]) == [expected, None, [1, 2]]

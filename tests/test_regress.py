@@ -31,15 +31,8 @@ from cosim.scenario.format import (
 )
 from software_model import KernelVersion
 
-from .conftest import require_simulator
-
 PRE, POST = KernelVersion.PRE_PATCH, KernelVersion.POST_PATCH
 NATIVE = "verilator-native"
-
-
-@pytest.fixture(scope="module")
-def native():
-    return require_simulator(NATIVE)
 
 
 # --- stimulus -----------------------------------------------------------------------------------

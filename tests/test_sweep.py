@@ -20,11 +20,6 @@ PRE, POST, NOV = KernelVersion.PRE_PATCH, KernelVersion.POST_PATCH, KernelVersio
 NATIVE = "verilator-native"
 
 
-@pytest.fixture(scope="module")
-def native():
-    return require_simulator(NATIVE)
-
-
 #: A small decision cross around the seed: vectors of three classes, NV equal to some of
 #: them, L1 PPR classes below, at and above them, every route.
 SMALL = Mode("small", (Part(

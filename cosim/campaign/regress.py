@@ -156,16 +156,9 @@ def run(seed: int, version: KernelVersion, sim: str, *, budget: int = DEFAULT_BU
     made_of = {"design": fingerprint("design"), "model": fingerprint("model")}
     lo, hi = shard_range(budget, shard)
     stop_at_closure = shard == (1, 1) and not keep_going
-    from cosim.hardware.backends import _build, check_simulator
+    from cosim.hardware.backends import prepare
 
-    if sim != "amaranth":
-        check_simulator(sim)
-    if sim == "verilator-native":
-        from cosim.hardware.native import build_native
-
-        build_native()
-    elif sim != "amaranth":
-        _build(sim, waves=False)
+    prepare(sim)
     model = CoverageModel(version)
     tasks = [_Task(seed, a, b, sim, version) for a, b in chunks(lo, hi, CHUNK)]
     started = time.monotonic()

@@ -360,16 +360,9 @@ def run(mode: Mode, sim: str, versions: Iterable[KernelVersion], *,
     lo, hi = shard_range(mode.size, shard)
     tasks = [_Task(mode, a, b, sim, seed, versions)
              for a, b in chunks(lo, hi, _CHUNK.get(sim, 10_000))]
-    from cosim.hardware.backends import _build, check_simulator
+    from cosim.hardware.backends import prepare
 
-    if sim != "amaranth":
-        check_simulator(sim)  # one clear message for a missing simulator, before any work
-    if sim == "verilator-native":
-        from cosim.hardware.native import build_native
-
-        build_native()  # once, before the workers share it
-    elif sim != "amaranth":
-        _build(sim, waves=False)
+    prepare(sim)  # one clear message for a missing simulator, and one build, before any work
     started = time.monotonic()
     total = _Tally()
     if workers > 1 and len(tasks) > 1:

@@ -25,12 +25,13 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from cosim.hardware.harness import ResultKind
 from cosim.hardware.testbench import Job, decode, encode, run_jobs, trace_memory
 from cosim.scenario.drain import SideRun
 from cosim.scenario.outcome import Outcome
 
 __all__ = ["SIMS", "HardwareRun", "SimulationFailed", "SimulatorUnavailable", "build_root",
-           "simulate"]
+           "prepare", "simulate"]
 
 
 SIMS = ("amaranth", "icarus", "verilator", "verilator-native")
@@ -84,12 +85,7 @@ def simulate(jobs: list[Job], sim: str, waves_dir: Path | None = None,
     if sim != "amaranth":
         check_simulator(sim)
     if waves_dir is None and workers > 1 and len(jobs) > 1:
-        if sim == "verilator-native":
-            from cosim.hardware.native import build_native
-
-            build_native()  # once, before the workers share it
-        elif sim != "amaranth":
-            _build(sim, waves=False)  # once, before the workers share it
+        prepare(sim)
         size = -(-len(jobs) // workers)
         slices = [jobs[i:i + size] for i in range(0, len(jobs), size)]
         with ProcessPoolExecutor(len(slices)) as pool:
@@ -110,6 +106,21 @@ def simulate(jobs: list[Job], sim: str, waves_dir: Path | None = None,
         write_gtkw(opened, sim)
         runs.append(HardwareRun(job, side, opened))
     return runs
+
+
+def prepare(sim: str) -> None:
+    """Check that ``sim`` can run here (:class:`SimulatorUnavailable` if not) and make its
+    build (without waves), once, before worker processes share it (each would otherwise
+    find no build and make its own at the same time)."""
+    if sim == "amaranth":
+        return
+    check_simulator(sim)
+    if sim == "verilator-native":
+        from cosim.hardware.native import build_native
+
+        build_native()
+    else:
+        _build(sim, waves=False)
 
 
 def _run(jobs, sim, dump: Path | None) -> list[SideRun]:
@@ -435,6 +446,7 @@ def _run_cocotb_once(jobs, sim: str, dump: Path | None, force_build: bool) -> li
         spec.write_text(json.dumps({"jobs": [f"{encode(job):x}" for job in jobs],
                                     "out": str(out), "period_ns": CLOCK_PERIOD_NS,
                                     "job_depth": JOB_DEPTH,
+                                    "end_kind": ResultKind.END.value,
                                     "trace_memory": trace_memory()}))
         log = test_dir / "sim.log"
         plusargs, test_args = [], []

@@ -1,12 +1,13 @@
 """The cocotb test module of the Icarus and Verilator backends (``cosim.backends``).
 
 One cocotb test replays every job of ``$PI_COSIM_JOBS`` (written by ``cosim.backends``) in one
-simulation of the harness (``cosim.hardware.harness``) through the shared testbench
-(``cosim.hardware.testbench``) and writes the outcomes as JSON. :class:`CocotbHarnessBench` is
-the cocotb side of the :class:`~cosim.hardware.bench.HarnessBench` contract: inputs are driven
-at the falling edge and sampled at the rising edge; the job and result memories are accessed
-as arrays (one GPI access per record); while the harness runs, no Python runs per cycle (the
-clock is cocotb's GPI clock).
+simulation of the harness (``cosim.hardware.harness``) through the testbench's batch loop
+(``cosim.hardware.batches``, which imports no Amaranth) and writes the result records as JSON
+(the parent process decodes them). :class:`CocotbHarnessBench` is the cocotb side of the
+:class:`~cosim.hardware.bench.HarnessBench` contract: inputs are driven at the falling edge
+and sampled at the rising edge; the job and result memories are accessed as arrays (one GPI
+access per record); while the harness runs, no Python runs per cycle (the clock is cocotb's
+GPI clock).
 """
 
 import json
@@ -17,7 +18,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from cosim.hardware.testbench import run_encoded
+from cosim.hardware.batches import run_encoded
 
 __all__ = ["CocotbHarnessBench", "replay"]
 
@@ -72,5 +73,6 @@ async def replay(dut):
     await RisingEdge(dut.clk)
     await FallingEdge(dut.clk)
     records = await run_encoded(CocotbHarnessBench(dut, spec["job_depth"]),
-                                [int(word, 16) for word in spec["jobs"]], spec["trace_memory"])
+                                [int(word, 16) for word in spec["jobs"]], spec["trace_memory"],
+                                end_kind=spec["end_kind"])
     Path(spec["out"]).write_text(json.dumps([f"{r:x}" for r in records]))

@@ -3,7 +3,7 @@ C++ main of its own, no cocotb and no VPI, kept running as a server that takes b
 encoded jobs on standard input and answers with their result records on standard output.
 
 It runs the same harness (``cosim.hardware.harness``) over the same exported design as the
-cocotb backends, with the same batch loop as :func:`cosim.hardware.testbench.run_encoded`
+cocotb backends, with the same batch loop as :func:`cosim.hardware.batches.run_encoded`
 (batches of the job memory's depth, a batch whose results overflow the result memory resumed
 from an empty one), so its records decode (:func:`~cosim.hardware.testbench.decode`) into the
 same side runs; only the per-cycle cost differs: no VPI callbacks per clock edge, and the

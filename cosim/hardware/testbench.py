@@ -27,6 +27,7 @@ from typing import assert_never
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
+from cosim.hardware.batches import run_encoded
 from cosim.hardware.bench import HarnessBench
 from cosim.hardware.harness import (
     DEFAULT_WAIT_MASK,
@@ -66,7 +67,7 @@ from rtl.memory import MemOp
 from rtl.top import PathState
 
 __all__ = ["Delivery", "EntryFailure", "EoiMessage", "Exit", "HardwareHang",
-           "MAX_SEED", "Job", "Transaction", "decode", "encode", "run_encoded", "run_jobs",
+           "MAX_SEED", "Job", "Transaction", "decode", "encode", "run_jobs",
            "trace_memory"]
 
 log = logging.getLogger(__name__)
@@ -381,39 +382,5 @@ def trace_memory() -> bool:
 
 async def run_jobs(bench: HarnessBench, jobs: list[Job]) -> list[SideRun]:
     """Every job in one simulation, decoded."""
-    return decode(await run_encoded(bench, [encode(job) for job in jobs], trace_memory()),
-                  jobs)
-
-
-async def run_encoded(bench: HarnessBench, words: list[int], memory: bool = False) -> list[int]:
-    """Encoded jobs through the harness, in batches of its job memory's depth; the result
-    records of all of them, in order (a batch whose results fill the result memory is
-    resumed where the harness stopped). ``memory``: record the memory operations too."""
-    records: list[int] = []
-    bench.set("trace_memory", int(memory))
-    for at in range(0, len(words), bench.job_depth):
-        batch = words[at:at + bench.job_depth]
-        for i, word in enumerate(batch):
-            bench.write_job(i, word)
-        first = 0
-        while first < len(batch):
-            bench.set("n_jobs", len(batch))
-            bench.set("first_job", first)
-            bench.set("start", 1)
-            await bench.tick()
-            bench.set("start", 0)
-            await bench.until_done()
-            written = [bench.read_result(i) for i in range(bench.get("n_results"))]
-            if bench.get("overflow"):
-                # the last job started did not fit in what was left: keep the jobs that
-                # ended, run that one again from an empty result memory
-                ends = [i for i, r in enumerate(written) if r & 3 == ResultKind.END.value]
-                if not ends:
-                    raise RuntimeError(f"job {at + first}: its results alone do not fit the "
-                                       "harness's result memory")
-                records += written[:ends[-1] + 1]
-                first += len(ends)
-            else:
-                records += written
-                first = bench.get("job")
-    return records
+    return decode(await run_encoded(bench, [encode(job) for job in jobs], trace_memory(),
+                                    end_kind=ResultKind.END.value), jobs)

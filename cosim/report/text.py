@@ -5,6 +5,7 @@ Marks: ``~`` a deviation, ``!`` a known KVM bug (named) or an unexplained diverg
 only on a terminal, and never with ``NO_COLOR`` set (the caller decides).
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from cosim.judge.findings import by_id, is_known_bug
@@ -14,8 +15,8 @@ from cosim.scenario.drain import MAX_DRAIN_STEPS
 from cosim.scenario.format import Scenario
 from cosim.scenario.outcome import FIELDS, Outcome
 
-__all__ = ["NAME_WIDTH", "describe_event", "format_value", "print_model", "print_verdict",
-           "result_line", "summary_line"]
+__all__ = ["NAME_WIDTH", "Tally", "describe_event", "format_value", "print_model",
+           "print_verdict", "result_line", "summary_line"]
 
 
 NAME_WIDTH = max(map(len, FIELDS)) + 2
@@ -125,17 +126,36 @@ def print_model(runs: list[ModelRun], all_fields: bool, trace: bool) -> None:
     print()
 
 
-def summary_line(verdicts: list[Verdict]) -> str:
+@dataclass(frozen=True)
+class Tally:
+    """What :func:`summary_line` needs of one verdict: small, so that a replay's worker
+    process can send its verdicts' tallies back instead of the verdicts."""
+
+    agree: bool
+    impossible: bool
+    known_bugs: tuple[str, ...]
+    divergent: bool
+    expect_ok: bool | None
+    deviations: bool
+
+    @classmethod
+    def of(cls, verdict: Verdict) -> "Tally":
+        return cls(agree=verdict.agree, impossible=verdict.impossible is not None,
+                   known_bugs=tuple(verdict.known_bugs), divergent=bool(verdict.divergent),
+                   expect_ok=verdict.expect_ok, deviations=bool(verdict.deviations))
+
+
+def summary_line(tallies: list[Tally]) -> str:
     """One line over many verdicts: how many agree, show known bugs (which), diverge
     unexplained, stop at an impossible event, miss their [expect]."""
-    agree = [v for v in verdicts if v.agree and v.impossible is None]
-    bugs = sorted({b for v in verdicts for b in v.known_bugs})
-    with_bugs = sum(1 for v in verdicts if v.known_bugs)
-    unexplained = sum(1 for v in verdicts if v.divergent)
-    impossible = sum(1 for v in verdicts if v.impossible is not None)
-    missed = sum(1 for v in verdicts if v.expect_ok is False)
-    with_deviations = sum(1 for v in agree if v.deviations)
-    return (f"summary: {len(verdicts)} runs: {len(agree)} agree ({with_deviations} with "
+    agree = [t for t in tallies if t.agree and not t.impossible]
+    bugs = sorted({b for t in tallies for b in t.known_bugs})
+    with_bugs = sum(1 for t in tallies if t.known_bugs)
+    unexplained = sum(1 for t in tallies if t.divergent)
+    impossible = sum(1 for t in tallies if t.impossible)
+    missed = sum(1 for t in tallies if t.expect_ok is False)
+    with_deviations = sum(1 for t in agree if t.deviations)
+    return (f"summary: {len(tallies)} runs: {len(agree)} agree ({with_deviations} with "
             f"deviations), {with_bugs} show known KVM bugs"
             + (f" ({', '.join(bugs)})" if bugs else "")
             + f", {unexplained} unexplained divergences, {impossible} impossible events, "

@@ -5,8 +5,10 @@ differ with the dotted names of the JSON contract (``l2.virr``, ``vmexit.intr_in
 """
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 __all__ = ["FIELDS", "L1ApicOutcome", "L2Outcome", "Outcome", "PidOutcome", "VmExit",
            "bitmap", "differences", "to_json", "vectors"]
@@ -134,20 +136,57 @@ def differences(a: Outcome, b: Outcome) -> list[str]:
 
 
 def to_json(value: Any) -> Any:
-    """JSON-ready form: dataclasses become objects, vector sets sorted lists."""
+    """JSON-ready form: dataclasses become objects, vector sets sorted lists, tuples lists.
+
+    A dataclass is converted by a function made once per class from its fields' declared
+    types (:func:`_converter`): ``to_json`` runs for every outcome of every verdict, and
+    dispatching on each value's type at run time was most of a large replay's output time."""
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, frozenset | set):
         return sorted(value)
     if isinstance(value, tuple | list):
         return [to_json(v) for v in value]
-    names = _FIELD_NAMES.get(type(value))
-    if names is None:
-        if not hasattr(value, "__dataclass_fields__"):
-            raise TypeError(f"cannot convert {type(value).__name__} to JSON")
-        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in fields(value))
-    return {name: to_json(getattr(value, name)) for name in names}
+    if not hasattr(value, "__dataclass_fields__"):
+        raise TypeError(f"cannot convert {type(value).__name__} to JSON")
+    return _converter(type(value))(value)
 
 
-#: Field names by dataclass (``to_json`` runs for every outcome of every verdict).
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+def _converter(cls: Any) -> Callable[[Any], dict]:
+    """The JSON converter of dataclass ``cls``, made once from its fields' declared types the
+    way :mod:`dataclasses` makes ``__init__`` (the source of one dict display, compiled): per
+    field the value as it is (``int``, ``bool``, ``str``, optionally ``None``), sorted (a
+    ``frozenset``), a list (a ``tuple`` of plain values), the converter of the field's own
+    dataclass (optionally ``None``), or :func:`to_json` where the type says nothing more."""
+    made = _CONVERTERS.get(cls)
+    if made is not None:
+        return made
+    hints = get_type_hints(cls)
+    plain = (int, bool, str, type(None))
+    scope: dict[str, Any] = {"to_json": to_json}
+    items = []
+    for f in fields(cls):
+        tp, get = hints[f.name], f"v.{f.name}"
+        args, origin = get_args(tp), get_origin(tp)
+        inner = [a for a in args if a is not type(None)]
+        if tp in plain or (origin in (Union, UnionType) and all(a in plain for a in args)):
+            item = get
+        elif origin is frozenset:
+            item = f"sorted({get})"
+        elif origin is tuple and all(a in plain or a is Ellipsis for a in args):
+            item = f"list({get})"
+        elif is_dataclass(tp):
+            scope[f"c_{f.name}"] = _converter(tp)
+            item = f"c_{f.name}({get})"
+        elif origin in (Union, UnionType) and len(inner) == 1 and is_dataclass(inner[0]):
+            scope[f"c_{f.name}"] = _converter(inner[0])
+            item = f"None if {get} is None else c_{f.name}({get})"
+        else:
+            item = f"to_json({get})"
+        items.append(f"{f.name!r}: {item}")
+    exec(f"def convert(v):\n    return {{{', '.join(items)}}}\n", scope)  # noqa: S102
+    made = _CONVERTERS[cls] = scope["convert"]
+    return made
+
+
+_CONVERTERS: dict[type, Callable[[Any], dict]] = {}
