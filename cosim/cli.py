@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cosim.hardware.backends import SIMS
 from cosim.hardware.testbench import MAX_SEED
-from cosim.reference.kvm import run_beside, run_model
+from cosim.reference.kvm import run_beside, run_model, run_models
 from cosim.report.text import Tally, print_model, print_verdict, summary_line
 from cosim.scenario.format import ScenarioError, load_scenario
 from software_model import KernelVersion
@@ -741,8 +741,8 @@ def _replay_part(files: list[str], args, versions: list[KernelVersion], sim: str
             check_simulator(sim)
             with ThreadPoolExecutor(1) as pool:
                 future = pool.submit(simulate, jobs, sim, waves_dir)
-                ahead = {(i, v): run_model(s, v, own_modes=False)
-                         for i, s in enumerate(scenarios) for v in versions if not s.races}
+                ahead = {(i, v): run for i, s in enumerate(scenarios) if not s.races
+                         for v, run in run_models(s, versions, own_modes=False).items()}
                 runs = future.result()
     except SimulatorUnavailable as exc:
         return _ReplayPart(EXIT_BAD_INPUT, "", [], str(exc))

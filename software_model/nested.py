@@ -273,7 +273,7 @@ def vmx_check_nested_events(vcpu: Vcpu) -> int:
             vcpu.trace("WARN: vmx_check_nested_events: no IRQ after kvm_cpu_has_interrupt()")
             return _no_vmexit(vcpu)
 
-        if NV_AT_INJECTION(version) and irq_vec == vmx_n.posted_intr_nv:
+        if irq_vec == vmx_n.posted_intr_nv and NV_AT_INJECTION(version):
             # "If the IRQ is L2's PI notification vector, process posted interrupts for L2
             # instead of injecting VM-Exit, as the detection/morphing architecturally occurs
             # when the IRQ is delivered to the CPU." (6e0b456547f4)

@@ -3,12 +3,18 @@
 The model is one code base; functions that differ between versions test a :class:`Change` at
 the exact statement where the kernel source differs. Each change is declared once, as data next
 to the function it changes, with the commit that made it.
+
+The version is read nowhere else (``tests/test_software_model_imports.py`` checks the source):
+so two versions that answer every change a run asked about alike run the same statements on
+the same values, and :func:`consulted` records which changes a run asked about.
 """
 
 import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["Change", "KernelVersion"]
+__all__ = ["Change", "KernelVersion", "consulted"]
 
 
 class KernelVersion(enum.Enum):
@@ -70,7 +76,29 @@ class Change:
 
     def __call__(self, version: KernelVersion) -> bool:
         """Whether ``version`` has this change."""
+        if _consulted is not None:
+            _consulted.append(self)
         return version >= self.first
+
+
+#: The changes asked about since :func:`consulted` started recording (None: not recording).
+_consulted: list[Change] | None = None
+
+
+@contextmanager
+def consulted() -> Iterator[list[Change]]:
+    """Record every :class:`Change` asked about inside the ``with`` block, in order (an
+    enclosing recording gets them too). The model runs in one thread; so does this."""
+    global _consulted
+    outer = _consulted
+    record: list[Change] = []
+    _consulted = record
+    try:
+        yield record
+    finally:
+        _consulted = outer
+        if outer is not None:
+            outer.extend(record)
 
 
 #: The versions in time order (``>=`` runs in every versioned model statement: a lookup).

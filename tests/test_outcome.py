@@ -4,12 +4,14 @@ import random
 from dataclasses import replace
 
 from cosim.scenario.outcome import (
+    FIELDS,
     L1ApicOutcome,
     L2Outcome,
     Outcome,
     PidOutcome,
     VmExit,
     bitmap,
+    differences,
     to_json,
     vectors,
 )
@@ -45,3 +47,40 @@ def test_to_json_of_every_field_kind():
     assert to_json(replace(outcome, vmexit=None))["vmexit"] is None
     assert Outcome.from_json(to_json(outcome)) == outcome
     assert to_json([outcome, None, (1, 2)]) == [expected, None, [1, 2]]
+
+
+def test_differences_names_every_differing_field_in_order():
+    """Against the definition: each dotted field whose values differ (a VM exit on both
+    sides by its own fields), in FIELDS order, for random pairs of outcomes."""
+    rng = random.Random(3)
+
+    def some() -> frozenset[int]:
+        return frozenset(rng.sample(range(16, 24), rng.randint(0, 2)))
+
+    def outcome() -> Outcome:
+        return Outcome(
+            vmexit=rng.choice([None, VmExit(reason=1, intr_info=rng.choice([0, 0x80000041])),
+                               VmExit(reason=rng.choice([1, 2]), intr_info=0)]),
+            vmentry_error=rng.choice([None, 7]), mode=rng.choice(["l1", "l2"]),
+            l1_apic=L1ApicOutcome(irr=some(), isr=some(), ppr=rng.choice([0, 16]),
+                                  eoi_messages=rng.choice([(), (17,)])),
+            pid=PidOutcome(pir=some(), on=rng.random() < 0.5, sn=rng.random() < 0.5),
+            l2=L2Outcome(virr=some(), visr=some(), rvi=rng.choice([0, 17]),
+                         svi=rng.choice([0, 18]), vppr=0, delivered=rng.choice([(), (17,)])))
+
+    def defined(a: Outcome, b: Outcome) -> list[str]:
+        names = []
+        for name in FIELDS:
+            x, y = a.get(name), b.get(name)
+            if x != y and name == "vmexit" and x is not None and y is not None:
+                names += [f"vmexit.{f}" for f in ("reason", "intr_info", "qualification")
+                          if getattr(x, f) != getattr(y, f)]
+            elif x != y:
+                names.append(name)
+        return names
+
+    pairs = [(outcome(), outcome()) for _ in range(3000)]
+    assert all(differences(a, b) == defined(a, b) for a, b in pairs)
+    assert differences(pairs[0][0], pairs[0][0]) == []
+    a = pairs[0][0]
+    assert differences(a, replace(a, pid=replace(a.pid, on=not a.pid.on))) == ["pid.on"]

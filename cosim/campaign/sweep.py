@@ -40,7 +40,7 @@ from typing import Any
 from cosim.hardware.testbench import Job
 from cosim.judge.findings import by_id
 from cosim.judge.scoreboard import Verdict, compare
-from cosim.reference.kvm import run_model
+from cosim.reference.kvm import run_models
 from cosim.scenario import sweep as domain
 from cosim.scenario.drain import SideRun
 from cosim.scenario.format import Scenario
@@ -294,8 +294,9 @@ def _run_chunk(task: _Task) -> _Tally:
     for p, scenario, j in zip(points, scenarios, job_of, strict=True):
         hardware = sides[j]
         refused = not p.entry_check or hardware.outcomes[0].vmentry_error is not None
+        models = run_models(scenario, task.versions, own_modes=False)
         for version in task.versions:
-            software = run_model(scenario, version, own_modes=False).side
+            software = models[version].side
             verdict = judged(scenario, version, task.sim, task.seed, hardware, software)
             observed = AGREE if verdict is None else label(verdict)
             if not refused:

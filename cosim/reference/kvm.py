@@ -7,7 +7,8 @@ virtual-APIC page are placed in L1's memory), applies each event through
 """
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import assert_never
 
 from cosim.scenario.drain import (
@@ -47,8 +48,9 @@ from cosim.scenario.outcome import (
 )
 from software_model import KernelVersion, environment
 from software_model.state import ApicPage, PiDesc, Vcpu, Vmcs12
+from software_model.version import Change, consulted
 
-__all__ = ["KvmReference", "ModelRun", "run_beside", "run_model"]
+__all__ = ["KvmReference", "ModelRun", "run_beside", "run_model", "run_models"]
 
 # The records of a state recur across events and scenarios (a sweep reads millions of them):
 # frozen dataclasses are values, so equal ones are shared instead of being built again.
@@ -334,6 +336,28 @@ def run_model(scenario: Scenario, version: KernelVersion, *, until: int | None =
     else:
         return done(drain=tuple(steps), drain_settled=False)
     return done(drain=tuple(steps))
+
+
+def run_models(scenario: Scenario, versions: Iterable[KernelVersion],
+               **options) -> dict[KernelVersion, ModelRun]:
+    """:func:`run_model` of ``scenario`` at each of ``versions`` (same ``options``), each
+    version's run made only once it differs: the model reads its version only through
+    :class:`~software_model.version.Change` switches, so a version that answers every switch
+    an earlier version's run asked about as that version does would run the same statements on
+    the same values, and shares that run (pre-patch and post-patch differ in one switch, asked
+    about only for an interrupt whose vector is the notification vector)."""
+    runs: dict[KernelVersion, ModelRun] = {}
+    made: list[tuple[ModelRun, frozenset[Change]]] = []
+    for version in versions:
+        for run, switches in made:
+            if all(change(version) == change(run.version) for change in switches):
+                runs[version] = replace(run, version=version)
+                break
+        else:
+            with consulted() as asked:
+                run = runs[version] = run_model(scenario, version, **options)
+            made.append((run, frozenset(asked)))
+    return runs
 
 
 def run_beside(scenario: Scenario, version: KernelVersion, hardware: SideRun) -> ModelRun:
