@@ -67,11 +67,27 @@ def _ipiv(mutant=None):
     return IpiVirtualizationProperties(mutant)
 
 
+def _posting(mutant=None):
+    from cosim.hardware.mutants import DESIGN_MUTANTS, mutant_class
+    from rtl.ipi_virtualization import IpiVirtualization
+    from rtl.posted_interrupt import PostedInterruptUnit
+    from rtl.posting_properties import PostingProperties
+
+    if mutant is None:
+        return PostingProperties()
+    design = mutant_class(mutant)  # only design mutants: the properties stay the reading
+    if issubclass(design, IpiVirtualization):
+        return PostingProperties(sender=design)
+    assert issubclass(design, PostedInterruptUnit), mutant
+    return PostingProperties(unit=design)
+
+
 PROOFS: tuple[Proof, ...] = (
     Proof("local_apic", _lapic, depth=3, cover_depth=4),
     Proof("nv_decision", _top, depth=3, cover_depth=4),
     Proof("pi_concurrent_posts", _pi, depth=8, cover_depth=10),
     Proof("ipiv_notifications", _ipiv, depth=8, cover_depth=12),
+    Proof("sender_and_unit_on_one_memory", _posting, depth=10, cover_depth=16),
 )
 
 

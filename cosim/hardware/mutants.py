@@ -40,6 +40,12 @@ DESIGN_MUTANTS: dict[str, DesignMutant] = {
         "self.state.eq(PiState.CLEAR_ON),",
         "self.state.eq(PiState.EOI),",
         "a run skips step 3: PIR is read and cleared while ON is still 1 (PI-6, PI-10)"),
+    "sender_stops_when_on_is_clear": DesignMutant(
+        "rtl.ipi_virtualization", "IpiVirtualization", "elaborate",
+        "with m.If(read_notify.on | read_notify.sn):",
+        "with m.If(~read_notify.on | read_notify.sn):",
+        "the sender leaves NotifyInfo alone when ON is 0 (and updates it when ON is already "
+        "1): its posted vector is stranded in PIR with nobody notified (IPIV-6, IPIV-7)"),
 }
 
 
