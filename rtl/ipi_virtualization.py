@@ -71,10 +71,17 @@ class IpiVirtualization(wiring.Component):
     done: Out(1)
     state: Out(IpivState)
 
+    def __init__(self):
+        super().__init__()
+        # internal registers, made here so that the property module (posting_properties.py)
+        # can state the invariants that close its induction
+        self.posted_vector = Signal(8)  # V, taken with ``send``
+        self.pid_addr = Signal(64)  # the PID-pointer entry's address, then the descriptor's
+
     def elaborate(self, platform):
         m = Module()
-        vector = Signal(8)
-        pid_addr = Signal(64)
+        vector = self.posted_vector
+        pid_addr = self.pid_addr
         notify_old = Signal(NotifyInfo)  # NotifyInfo as read, for the compare-and-swap
         notify_new = Signal(NotifyInfo)
         read_notify = NotifyInfo(self.mem.rdata)  # the memory word, viewed through the layout

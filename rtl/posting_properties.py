@@ -9,9 +9,10 @@ points at the descriptor). Each cycle it answers at most one request: which of t
 goes first when both wait, and how long each waits, are free, so every order of their
 operations is a trace. The sender takes any ``send`` (any vector and target); the unit starts
 only on a notification the sender sent that no run has taken yet (``pending``: the local APIC
-of the receiving CPU holds one IRR bit for the notification vector, so notifications sent
-while one is pending coalesce, C4), never while a run is in progress. Ghost state records the
-bits the sender posted and the bits the unit merged into VIRR.
+of the receiving CPU holds one IRR bit for the notification vector), never while a run is in
+progress. Ghost state follows one vector, ``watch``: free in the first cycle, then fixed, so
+what is proved of it is proved of every vector; it records whether the sender posted it and
+whether the unit merged it into VIRR.
 
 Properties (each statement's message is its name, with its clause IDs):
 
@@ -32,7 +33,6 @@ from amaranth.hdl import (
     Assert,
     Assume,
     Cat,
-    Const,
     Cover,
     Elaboratable,
     Module,
@@ -67,11 +67,12 @@ class PostingProperties(Elaboratable):
         self.sender_first = Signal()  # both wait: the sender's request is answered first
         self.sender_ready = Signal()  # free latency of each agent's requests
         self.unit_ready = Signal()
+        self.watch = Signal(8)  # the vector the ghost state follows (any, fixed in a trace)
 
     @property
     def ports(self):
         return [self.send, self.vector, self.target, self.start, self.sender_first,
-                self.sender_ready, self.unit_ready]
+                self.sender_ready, self.unit_ready, self.watch]
 
     def elaborate(self, platform):
         m = Module()
@@ -129,14 +130,21 @@ class PostingProperties(Elaboratable):
         with m.If(answer & is_notify):
             m.d.sync += notify.eq(new)
 
-        # --- ghost state ------------------------------------------------------------------
-        posted = Signal(PIR_WORDS * WORD_BITS)  # every bit the sender's OR set
-        merged = Signal(PIR_WORDS * WORD_BITS)  # every bit the unit merged into VIRR
+        # --- ghost state, about one vector: ``watch``, free and then fixed, so a property of
+        # it holds for every vector -------------------------------------------------------
+        watch = Signal(8)
+        started = Signal()
+        m.d.sync += [started.eq(1), watch.eq(self.watch)]
+        m.d.comb += Assume(~started | (self.watch == watch), "the_watched_vector_is_fixed")
+        word = watch[6:8]
+        pir_w = pir.bit_select(watch, 1)  # the watched vector's PIR bit
+        posted = Signal()  # the sender's OR set the watched vector's bit, ever
+        merged = Signal()  # the unit merged it into VIRR, ever
         sender_or = to_sender & (op == MemOp.OR)
-        with m.If(sender_or):
-            m.d.sync += posted.eq(posted | (wdata << (index * WORD_BITS)))
-        with m.If(u.merge.valid):
-            m.d.sync += merged.eq(merged | u.merge.bits)
+        with m.If(sender_or & (index == word) & wdata.bit_select(watch[0:6], 1)):
+            m.d.sync += posted.eq(1)
+        with m.If(u.merge.valid & u.merge.bits.bit_select(watch, 1)):
+            m.d.sync += merged.eq(1)
         before, after = NotifyInfo(old), NotifyInfo(new)
         turned_on = Signal()  # the sender's CMPXCHG turned ON from 0 to 1 at this edge
         m.d.comb += turned_on.eq(to_sender & is_notify & (op == MemOp.CMPXCHG)
@@ -155,30 +163,20 @@ class PostingProperties(Elaboratable):
             m.d.sync += pending.eq(0)
         m.d.comb += Assume(~self.start | (pending & ~u.busy), "start_only_on_a_notification")
 
-        # the sender's own bit while it is between its post and its NotifyInfo update
-        updating = Signal()
+        sent_vector = s.posted_vector  # the vector of the send in progress
+        updating = Signal()  # the sender is between its post and its NotifyInfo update
         m.d.comb += updating.eq((s.state == IpivState.READ_NOTIFY)
                                 | (s.state == IpivState.WRITE_NOTIFY))
-        sent_vector = Signal(8)  # the vector of the send in progress, as the sender takes it
-        with m.If(~s.busy & self.send):
-            m.d.sync += sent_vector.eq(self.vector)
-        own = Signal(PIR_WORDS * WORD_BITS)
-        m.d.comb += own.eq(Mux(updating, Const(1, PIR_WORDS * WORD_BITS) << sent_vector, 0))
-        will_harvest = Signal(PIR_WORDS)  # words the run in progress has still to read
-        for i in range(PIR_WORDS):
-            m.d.comb += will_harvest[i].eq(
-                (u.state == PiState.CLEAR_ON) | (u.state == PiState.EOI)
-                | ((u.state == PiState.HARVEST) & (u.chunk <= i)))
-        stranded = Signal(PIR_WORDS)
-        for i in range(PIR_WORDS):
-            bits = pir[i * WORD_BITS:(i + 1) * WORD_BITS] & ~own[i * WORD_BITS:(i + 1) * WORD_BITS]
-            m.d.comb += stranded[i].eq((bits != 0) & ~notify.on & ~will_harvest[i])
+        will_harvest = Signal()  # the run in progress has still to read the watched word
+        m.d.comb += will_harvest.eq((u.state == PiState.CLEAR_ON) | (u.state == PiState.EOI)
+                                    | ((u.state == PiState.HARVEST) & (u.chunk <= word)))
 
         m.d.comb += [
-            Assert((posted & ~(pir | merged)) == 0, "PI_9_no_vector_the_sender_posted_is_lost"),
-            Assert((merged & ~posted) == 0, "PI_8_only_posted_vectors_are_merged"),
-            Assert((pir & ~posted) == 0, "helper_pir_holds_only_posted_vectors"),
-            Assert(stranded == 0, "PI_10_IPIV_5_6_7_every_pir_bit_harvested_or_notified"),
+            Assert(~posted | pir_w | merged, "PI_9_no_vector_the_sender_posted_is_lost"),
+            Assert(~merged | posted, "PI_8_only_posted_vectors_are_merged"),
+            Assert(~pir_w | posted, "helper_pir_holds_only_posted_vectors"),
+            Assert(~pir_w | notify.on | will_harvest | (updating & (sent_vector == watch)),
+                   "PI_10_IPIV_5_6_7_every_pir_bit_harvested_or_notified"),
             Assert(~s.notify | (owed & posted_this_send),
                    "IPIV_7_9_notified_only_by_a_sender_that_posted_and_turned_on_on"),
             Assert(~notify.on | pending | owed | (u.state == PiState.CLEAR_ON),
@@ -186,23 +184,27 @@ class PostingProperties(Elaboratable):
             Assert(~pending | (notify.on & (u.state != PiState.CLEAR_ON) & ~owed),
                    "helper_pending_means_on_set_and_not_yet_cleared"),
             Assert(~notify.sn, "helper_sn_stays_clear"),
+            Assert(~(u.state == PiState.CLEAR_ON) | notify.on,
+                   "helper_a_run_starts_with_on_set"),
             Assert(~owed | (s.state == IpivState.SEND) | s.notify, "helper_owed_means_send"),
             Assert(~owed | notify.on, "helper_owed_means_on_set"),
             Assert(~(s.state == IpivState.SEND) | owed, "helper_send_state_owes"),
-            Assert(~updating | (posted_this_send & (s.mem.addr == NOTIFY_INFO_OFFSET)),
-                   "helper_update_follows_the_post_on_the_descriptor"),
+            Assert(~updating | posted_this_send, "helper_update_follows_the_post"),
+            Assert(~(s.state == IpivState.WRITE_NOTIFY)
+                   | (~NotifyInfo(s.mem.compare).on & ~NotifyInfo(s.mem.compare).sn),
+                   "helper_the_update_expects_on_and_sn_clear"),
             Assert(~s.busy | (s.state == IpivState.READ_ENTRY) | (s.state == IpivState.POST_PIR)
                    | posted_this_send, "helper_post_precedes_the_rest_of_a_send"),
             Assert(~u.busy | (u.base == 0), "helper_the_unit_processes_the_descriptor"),
-            Assert(~(s.state == IpivState.POST_PIR) | ~s.mem.valid
-                   | ((s.mem.addr == sent_vector[6:8] << 3)
-                      & (s.mem.data == Const(1, WORD_BITS) << sent_vector[0:6])),
-                   "helper_the_sender_posts_its_vector_to_the_descriptor"),
+            Assert(~((u.state == PiState.CLEAR_ON) | (u.state == PiState.EOI))
+                   | (u.chunk == 0), "helper_a_run_harvests_from_the_first_word"),
+            Assert(~(s.state == IpivState.READ_ENTRY) | (s.pid_addr >= TABLE),
+                   "helper_the_sender_reads_its_entry_from_the_table"),
+            Assert(~s.busy | (s.state == IpivState.READ_ENTRY) | (s.pid_addr == 0),
+                   "helper_the_sender_posts_to_the_descriptor"),
             Cover(s.notify & u.busy, "cover_C23_notification_during_a_run"),
             Cover(sender_or & (u.state == PiState.HARVEST), "cover_PI_9_post_during_the_harvest"),
-            Cover(self.start & (pir == 0) & (merged != 0),
-                  "cover_C4_a_run_finds_pir_already_harvested"),
-            Cover(u.done & (merged != 0) & (pir == 0) & ~pending,
-                  "cover_PI_9_every_posted_vector_merged"),
+            Cover(self.start & (pir == 0) & merged, "cover_C4_a_run_finds_pir_already_harvested"),
+            Cover(u.done & merged & ~pir_w & ~pending, "cover_PI_9_the_watched_vector_merged"),
         ]
         return m

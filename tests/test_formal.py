@@ -47,17 +47,19 @@ def test_an_unreachable_cover_makes_the_proof_vacuous(tmp_path):
 def test_pi_cosim_formal_writes_the_report(tmp_path, capsys):
     assert main(["formal", "--out", str(tmp_path), "--jobs", "2"]) == 0
     out = capsys.readouterr().out
-    assert "proving 4 property modules, 2 at a time" in out
+    assert "proving 5 property modules, 2 at a time" in out
     assert "local_apic: PROVED" in out
     report = json.loads((tmp_path / "formal.json").read_text())
     assert [(p["name"], p["status"], p["engine"]) for p in report["proofs"]] == [
         ("local_apic", "proved", "smtbmc boolector"),
         ("nv_decision", "proved", "smtbmc boolector"),
         ("pi_concurrent_posts", "proved", "smtbmc boolector"),
-        ("ipiv_notifications", "proved", "smtbmc boolector")]
+        ("ipiv_notifications", "proved", "smtbmc boolector"),
+        ("sender_and_unit_on_one_memory", "proved", "smtbmc boolector")]
     # the signoff view: each catalogue clause with the proofs that prove it
     clauses = report["clauses"]
-    assert clauses["PI-9"] == {"status": "proved", "proofs": ["pi_concurrent_posts"]}
+    assert clauses["PI-9"] == {"status": "proved", "proofs": ["pi_concurrent_posts",
+                                                              "sender_and_unit_on_one_memory"]}
     assert clauses["PI-5"]["proofs"] == ["nv_decision", "pi_concurrent_posts"]
     assert clauses["VID-4"]["status"] == "unproved"
     proved = sorted((c for c, e in clauses.items() if e["status"] == "proved"),
@@ -165,3 +167,30 @@ def test_a_notification_nobody_owes_fails(tmp_path):
     assert result.status == "failed"
     assert result.failed == ("IPIV_7_9_notification_only_for_an_on_transition",)
     assert result.reproduced, (result.step, result.replay)
+
+
+POSTING = next(p for p in PROOFS if p.name == "sender_and_unit_on_one_memory")
+
+
+def test_the_sender_and_the_unit_on_one_memory_lose_and_strand_no_vector(tmp_path):
+    """The real concurrent agent: the IPI-virtualization sender and the posted-interrupt unit
+    on one memory, every interleaving of their indivisible operations. No vector lost
+    (PI-9) or invented (PI-8); every PIR bit is harvested by the run in progress or notified
+    afterwards; a notification only from the sender that posted and turned ON from 0 to 1;
+    and a run that finds PIR already harvested is reachable (C4)."""
+    result = run_proof(POSTING, tmp_path)
+    assert (result.status, result.failed, result.unreached) == ("proved", (), ())
+    assert result.clauses == ("IPIV-5", "IPIV-6", "IPIV-7", "IPIV-9", "PI-8", "PI-9", "PI-10")
+
+
+def test_a_sender_that_leaves_on_clear_strands_its_vector(tmp_path):
+    """A design mutant of the sender (it updates NotifyInfo only when ON is already set): the
+    unchanged properties fail, and the counterexample replays in simulation at the tools'
+    step; the real sender passes the same inputs."""
+    result = run_proof(POSTING, tmp_path, mutant="sender_stops_when_on_is_clear")
+    assert result.status == "failed" and result.trace is not None
+    assert set(result.failed) & {"PI_10_IPIV_5_6_7_every_pir_bit_harvested_or_notified",
+                                 "IPIV_7_9_notified_only_by_a_sender_that_posted_and_turned_on_on",
+                                 "helper_owed_means_send", "helper_send_state_owes"}
+    assert result.reproduced, (result.step, result.replay)
+    assert replay_trace(POSTING, Path(result.trace)).step is None
