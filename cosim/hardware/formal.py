@@ -68,7 +68,7 @@ def _ipiv(mutant=None):
 
 
 def _posting(mutant=None):
-    from cosim.hardware.mutants import DESIGN_MUTANTS, mutant_class
+    from cosim.hardware.mutants import mutant_class
     from rtl.ipi_virtualization import IpiVirtualization
     from rtl.posted_interrupt import PostedInterruptUnit
     from rtl.posting_properties import PostingProperties
