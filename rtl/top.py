@@ -188,7 +188,10 @@ class InterruptPath(wiring.Component):
             vapic.load.eq(self.load), vapic.preload.eq(self.preload.vapic),
             vapic.vid_enable.eq(vid),
             vapic.intr_window_exiting.eq(self.proc_based.intr_window_exiting),
-            vapic.rflags_if.eq(self.rflags_if & (self.state != PathState.ROOT)),
+            # no virtual interrupt is delivered while posted-interrupt processing runs: its steps
+            # complete within the acceptance of one interrupt, and delivery happens only at an
+            # instruction boundary (SDM 29.2.2, 29.6); step 7's evaluation is followed after it
+            vapic.rflags_if.eq(self.rflags_if & (self.state != PathState.ROOT) & ~pi.busy),
             vapic.blocking.eq(self.blocking),
             # L2's EOI is virtualized only with virtual-interrupt delivery (SDM 29.1.2), its
             # TPR write only with "use TPR shadow" (29.1.1); otherwise neither reaches the

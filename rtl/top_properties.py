@@ -14,9 +14,10 @@ has a cover. ``cosim.hardware.formal`` runs it with SymbiYosys in prove mode (k-
 Never enable postponed evaluation of annotations (PEP 563) here.
 """
 
-from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, Signal
+from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, Signal, Value
 
 from .layouts import ExitReason, InterruptionType
+from .posted_interrupt import PiState
 from .properties import free_inputs
 from .top import InterruptPath, PathState
 
@@ -86,6 +87,42 @@ class InterruptPathProperties(Elaboratable):
                     Assert(dut.state == PathState.ROOT, "PI_4_other_vector_leaves_non_root"),
                     Assert(~pi.busy, "PI_4_other_vector_starts_no_processing"),
                 ]
+
+        # --- steps 5-6 at the top level: while the unit runs steps 3-6, VIRR and RVI change
+        # only through its merge port, which is used at no other time (step 7's evaluation may
+        # deliver a virtual interrupt once the unit is done: not part of the processing) -----
+        vapic = dut.vapic
+        # posted-interrupt processing is part of the acceptance of one interrupt (SDM 29.6):
+        # while it runs no guest instruction executes (no EOI, no TPR write, no VM entry, no
+        # change of RFLAGS.IF or blocking) and the VMCS does not change; interrupts may still
+        # arrive at the local APIC and the memory answers as it likes
+        for strobe in (dut.eoi, dut.tpr_write.valid, dut.l2_eoi, dut.l2_tpr_write.valid,
+                       dut.vm_entry):
+            m.d.comb += Assume(~pi.busy | ~strobe, "no_instruction_during_processing")
+        for i, field in enumerate((dut.pin_based, dut.proc_based, dut.secondary, dut.exit_controls,
+                      dut.posted_intr_nv, dut.posted_intr_desc_addr, dut.maxphyaddr,
+                      dut.rflags_if, dut.blocking, dut.spurious_vector)):
+            value = Value.cast(field)
+            held = Signal(len(value), name=f"held_{i}")
+            m.d.sync += held.eq(value)
+            m.d.comb += Assume(~pi.busy | (value == held),
+                               "no_vmcs_or_flag_change_during_processing")
+        merging = Signal()  # at the last edge: processing ran and merged nothing
+        quiet = Signal()
+        virr0 = Signal.like(vapic.virr)
+        rvi0 = Signal(8)
+        m.d.sync += [quiet.eq(pi.busy & ~pi.merge.valid & ~dut.load),
+                     merging.eq(pi.merge.valid), virr0.eq(vapic.virr),
+                     rvi0.eq(vapic.status.rvi)]
+        m.d.comb += [
+            Assert(pi.state.as_value() <= PiState.RVI.value, "helper_the_unit_is_in_a_state"),
+            Assert(~(past_valid & quiet) | ((vapic.virr == virr0) & (vapic.status.rvi == rvi0)),
+                   "PI_5_11_virr_and_rvi_change_during_processing_only_by_a_merge"),
+            Assert(~pi.merge.valid | (dut.state == PathState.POSTED),
+                   "PI_5_11_the_merge_port_is_used_only_during_processing"),
+            Cover(past_valid & merging & (vapic.virr != virr0),
+                  "cover_PI_5_a_merge_changes_virr"),
+        ]
 
         m.d.comb += [
             Cover(past_valid & decided & matched, "cover_PI_5_nv_acknowledged"),
