@@ -4,7 +4,15 @@ In non-root operation with external-interrupt exiting, acknowledge-on-exit and p
 interrupts set, the interrupt the local APIC acknowledges starts posted-interrupt processing if
 and only if its vector equals NV[7:0] (PI-2, PI-3, PI-5); otherwise a VM exit with basic
 reason 1 and interruption information 0x80000000 | vector follows, and the descriptor's
-processing does not start (PI-4, EXT-3). Posted-interrupt processing never starts otherwise.
+processing does not start (PI-4, EXT-3). Posted-interrupt processing never starts otherwise;
+while it runs, VIRR and RVI change only through the unit's merge port (PI-5, PI-11).
+
+Around it, the rest of the external-interrupt controls and the VM-entry checks: without
+external-interrupt exiting no VM exit, the interrupt delivered through the guest IDT when the
+guest can take it (EXT-1); with it and without posted interrupts a VM exit with reason 1
+whatever RFLAGS.IF (EXT-2); without acknowledge-on-exit no INTA and invalid interruption
+information (EXT-4); VM entry fails, with error 7, exactly when the controls break SDM
+26.2.1.1's checks, and otherwise runs the guest (EXT-5, EXT-6).
 
 Kept beside the component and outside the synthesizable design: every input of the top level
 is free (``load``/``preload`` make every APIC state reachable, the memory port's answers are
@@ -122,6 +130,72 @@ class InterruptPathProperties(Elaboratable):
                    "PI_5_11_the_merge_port_is_used_only_during_processing"),
             Cover(past_valid & merging & (vapic.virr != virr0),
                   "cover_PI_5_a_merge_changes_virr"),
+        ]
+
+        # --- external interrupts without posted interrupts, and the VM-entry checks --------
+        # (each checked at the edge after its decision; an interrupt is offered when the guest
+        # runs, the local APIC has one and no virtual interrupt goes first, VID-12)
+        pin, exits = dut.pin_based, dut.exit_controls
+        vid = dut.secondary.virt_intr_delivery & dut.proc_based.secondary_ctls
+        running = (dut.state == PathState.NON_ROOT) & ~dut.load
+        offered = running & lapic.intr & ~vapic.deliverable
+        idt_ok = Signal()  # the guest can take an interrupt through its IDT
+        m.d.comb += idt_ok.eq(dut.rflags_if & ~dut.blocking)
+        bad = Signal()  # SDM 26.2.1.1's checks on these controls
+        m.d.comb += bad.eq(
+            (vid & ~pin.ext_intr_exiting)  # EXT-5
+            | (pin.posted_intr & (~vid | ~exits.ack_intr_on_exit  # EXT-6
+                                  | (dut.posted_intr_nv[8:16] != 0)
+                                  | (dut.posted_intr_desc_addr[0:6] != 0)
+                                  | ((dut.posted_intr_desc_addr >> dut.maxphyaddr) != 0)))
+            | (vid & ~dut.proc_based.use_tpr_shadow))  # VID needs the TPR shadow
+        was_running_without_eie = Signal()
+        offered_to_idt = Signal()
+        offered_vector = Signal(8)
+        offered_exit = Signal()  # EIE 1, posted interrupts 0
+        offered_no_ack = Signal()
+        entry_tried = Signal()
+        entry_bad = Signal()
+        m.d.sync += [
+            was_running_without_eie.eq(running & ~pin.ext_intr_exiting),
+            offered_to_idt.eq(offered & ~pin.ext_intr_exiting & idt_ok),
+            offered_vector.eq(lapic.inta.vector),
+            offered_exit.eq(offered & pin.ext_intr_exiting & ~pin.posted_intr),
+            offered_no_ack.eq(offered & pin.ext_intr_exiting & ~exits.ack_intr_on_exit),
+            entry_tried.eq((dut.state == PathState.ROOT) & ~dut.load & dut.vm_entry),
+            entry_bad.eq(bad),
+        ]
+        with m.If(past_valid):
+            m.d.comb += [
+                Assert(~was_running_without_eie | ~dut.vmexit,
+                       "EXT_1_no_vm_exit_without_external_interrupt_exiting"),
+                Assert(~offered_to_idt | (dut.delivered.valid
+                                          & (dut.delivered.vector == offered_vector)),
+                       "EXT_1_delivered_through_the_guest_idt"),
+                Assert(~offered_exit | (dut.vmexit
+                                        & (dut.exit_reason == ExitReason.EXTERNAL_INTERRUPT)),
+                       "EXT_2_every_offered_interrupt_exits_with_reason_1"),
+                Assert(~offered_no_ack | (dut.vmexit & (dut.exit_intr_info.as_value() == 0)),
+                       "EXT_4_exit_without_ack_has_invalid_information"),
+                Assert(~entry_tried | (dut.entry_failed == entry_bad),
+                       "EXT_5_6_vm_entry_fails_exactly_on_bad_controls"),
+                Assert(~entry_tried | ~entry_bad | ((dut.entry_error == 7)
+                                                    & (dut.state == PathState.ROOT)),
+                       "EXT_5_6_a_failed_entry_reports_error_7_and_stays_in_root"),
+                Assert(~entry_tried | entry_bad | (dut.state == PathState.NON_ROOT),
+                       "EXT_5_6_a_good_entry_runs_the_guest"),
+            ]
+        m.d.comb += [
+            Assert(~(offered & pin.ext_intr_exiting & ~exits.ack_intr_on_exit)
+                   | ~lapic.inta.valid, "EXT_4_exit_without_ack_performs_no_inta"),
+            Cover(past_valid & offered_to_idt, "cover_EXT_1_idt_delivery"),
+            Cover(past_valid & offered_exit & ~dut.rflags_if, "cover_EXT_2_exit_with_if_0"),
+            Cover(past_valid & offered_no_ack, "cover_EXT_4_exit_without_ack"),
+            Cover(past_valid & entry_tried & entry_bad & vid & ~pin.ext_intr_exiting,
+                  "cover_EXT_5_entry_fails"),
+            Cover(past_valid & entry_tried & entry_bad & pin.posted_intr,
+                  "cover_EXT_6_entry_fails"),
+            Cover(past_valid & entry_tried & ~entry_bad, "cover_EXT_5_6_entry_succeeds"),
         ]
 
         m.d.comb += [

@@ -64,7 +64,7 @@ def test_pi_cosim_formal_writes_the_report(tmp_path, capsys):
     assert clauses["VID-4"]["status"] == "unproved"
     proved = sorted((c for c, e in clauses.items() if e["status"] == "proved"),
                     key=lambda c: (c.split("-")[0], int(c.split("-")[1])))
-    assert len(proved) == 25, proved  # APIC-2, 7-12; EXT-3; PI-2..14; IPIV-5, 6, 7, 9
+    assert len(proved) == 30, proved  # APIC-2, 7-12; EXT-1..6; PI-2..14; IPIV-5, 6, 7, 9
     assert f"clauses proved: {len(proved)} of {len(clauses)}" in out
 
 
@@ -76,7 +76,8 @@ def test_the_nv_decision_is_proved(tmp_path):
     iff the acknowledged vector is NV[7:0]; otherwise exit 1 with 0x80000000 | vector."""
     result = run_proof(NV, tmp_path)
     assert (result.status, result.failed, result.unreached) == ("proved", (), ())
-    assert result.clauses == ("EXT-3", "PI-2", "PI-3", "PI-4", "PI-5", "PI-11")
+    assert result.clauses == ("EXT-1", "EXT-2", "EXT-3", "EXT-4", "EXT-5", "EXT-6", "PI-2",
+                              "PI-3", "PI-4", "PI-5", "PI-11")
 
 
 def test_the_nv_decision_fails_when_nv_is_compared_without_the_ack(tmp_path):
