@@ -47,7 +47,7 @@ def test_an_unreachable_cover_makes_the_proof_vacuous(tmp_path):
 def test_pi_cosim_formal_writes_the_report(tmp_path, capsys):
     assert main(["formal", "--out", str(tmp_path), "--jobs", "2"]) == 0
     out = capsys.readouterr().out
-    assert "proving 5 property modules, 2 at a time" in out
+    assert "proving 6 property modules, 2 at a time" in out
     assert "local_apic: PROVED" in out
     report = json.loads((tmp_path / "formal.json").read_text())
     assert [(p["name"], p["status"], p["engine"]) for p in report["proofs"]] == [
@@ -55,16 +55,19 @@ def test_pi_cosim_formal_writes_the_report(tmp_path, capsys):
         ("nv_decision", "proved", "smtbmc boolector"),
         ("pi_concurrent_posts", "proved", "smtbmc boolector"),
         ("ipiv_notifications", "proved", "smtbmc boolector"),
-        ("sender_and_unit_on_one_memory", "proved", "smtbmc boolector")]
+        ("sender_and_unit_on_one_memory", "proved", "smtbmc boolector"),
+        ("virtual_interrupt", "proved", "smtbmc boolector")]
     # the signoff view: each catalogue clause with the proofs that prove it
     clauses = report["clauses"]
     assert clauses["PI-9"] == {"status": "proved", "proofs": ["pi_concurrent_posts",
                                                               "sender_and_unit_on_one_memory"]}
     assert clauses["PI-5"]["proofs"] == ["nv_decision", "pi_concurrent_posts"]
-    assert clauses["VID-4"]["status"] == "unproved"
+    assert clauses["VID-4"] == {"status": "proved", "proofs": ["virtual_interrupt"]}
+    assert clauses["VID-12"]["status"] == "unproved"
     proved = sorted((c for c, e in clauses.items() if e["status"] == "proved"),
                     key=lambda c: (c.split("-")[0], int(c.split("-")[1])))
-    assert len(proved) == 30, proved  # APIC-2, 7-12; EXT-1..6; PI-2..14; IPIV-5, 6, 7, 9
+    # APIC-2, 7-12; EXT-1..6; PI-2..14; VID-1, 3-10; IPIV-5, 6, 7, 9
+    assert len(proved) == 39, proved
     assert f"clauses proved: {len(proved)} of {len(clauses)}" in out
 
 
@@ -195,3 +198,26 @@ def test_a_sender_that_leaves_on_clear_strands_its_vector(tmp_path):
                                  "helper_owed_means_send", "helper_send_state_owes"}
     assert result.reproduced, (result.step, result.replay)
     assert replay_trace(POSTING, Path(result.trace)).step is None
+
+
+VAPIC = next(p for p in PROOFS if p.name == "virtual_interrupt")
+
+
+def test_virtual_interrupt_delivery_follows_the_sdm(tmp_path):
+    """The virtual APIC against the clauses' own text, every input free: the status layout,
+    PPR virtualization, recognition and its triggers, delivery's conditions and effects, EOI,
+    TPR and self-IPI virtualization, the posted-interrupt merge; six covers reached."""
+    result = run_proof(VAPIC, tmp_path)
+    assert (result.status, result.failed, result.unreached) == ("proved", (), ())
+    assert result.clauses == ("VID-1", "VID-3", "VID-4", "VID-5", "VID-6", "VID-7", "VID-8",
+                              "VID-9", "VID-10")
+
+
+def test_an_eoi_exit_tested_at_the_new_svi_fails(tmp_path):
+    """A design mutant: EOI virtualization looks up the EOI-exit bitmap at the new SVI instead
+    of the vector whose EOI it virtualizes; the counterexample replays in simulation."""
+    result = run_proof(VAPIC, tmp_path, mutant="eoi_exit_checks_the_new_svi")
+    assert result.status == "failed"
+    assert "VID_8_eoi_exit_iff_the_bitmap_bit" in result.failed
+    assert result.reproduced, (result.step, result.replay)
+    assert replay_trace(VAPIC, Path(result.trace)).step is None

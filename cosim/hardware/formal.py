@@ -82,12 +82,22 @@ def _posting(mutant=None):
     return PostingProperties(unit=design)
 
 
+def _vapic(mutant=None):
+    from cosim.hardware.mutants import mutant_class
+    from rtl.virtual_interrupt_properties import VirtualInterruptProperties
+
+    if mutant is None:
+        return VirtualInterruptProperties()
+    return VirtualInterruptProperties(design=mutant_class(mutant))
+
+
 PROOFS: tuple[Proof, ...] = (
     Proof("local_apic", _lapic, depth=3, cover_depth=4),
     Proof("nv_decision", _top, depth=3, cover_depth=10),
     Proof("pi_concurrent_posts", _pi, depth=8, cover_depth=10),
     Proof("ipiv_notifications", _ipiv, depth=8, cover_depth=12),
     Proof("sender_and_unit_on_one_memory", _posting, depth=10, cover_depth=20),
+    Proof("virtual_interrupt", _vapic, depth=4, cover_depth=4),
 )
 
 

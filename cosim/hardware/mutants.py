@@ -40,6 +40,12 @@ DESIGN_MUTANTS: dict[str, DesignMutant] = {
         "self.state.eq(PiState.CLEAR_ON),",
         "self.state.eq(PiState.EOI),",
         "a run skips step 3: PIR is read and cleared while ON is still 1 (PI-6, PI-10)"),
+    "eoi_exit_checks_the_new_svi": DesignMutant(
+        "rtl.virtual_interrupt", "VirtualInterrupt", "elaborate",
+        "with m.If(self.eoi_exit_bitmap.bit_select(svi, 1)):",
+        "with m.If(self.eoi_exit_bitmap.bit_select(new_svi, 1)):",
+        "EOI virtualization tests the EOI-exit bitmap at the new SVI instead of the vector "
+        "whose EOI it virtualizes (VID-8)"),
     "sender_stops_when_on_is_clear": DesignMutant(
         "rtl.ipi_virtualization", "IpiVirtualization", "elaborate",
         "with m.If(read_notify.on | read_notify.sn):",
