@@ -74,6 +74,61 @@ class IpiVirtualizationProperties(Elaboratable):
         settled_owed = owed if self.mutant != "notify_twice" else owed & ~owed
         compare = NotifyInfo(mem.compare)
 
+        # --- the guards (IPIV-1..4) and the destination (IPIV-8) ------------------------------
+        swapped_from = Signal(NotifyInfo)  # NotifyInfo as the sender's successful CMPXCHG found it
+        with m.If(swapped):
+            m.d.sync += swapped_from.eq(before)
+        x2apic = Signal()  # the local APIC's mode as the notification is sent (SEND state)
+        m.d.sync += x2apic.eq(s.x2apic)
+        taken = ~s.busy & s.send  # the send is taken at this edge
+        guard_exit = Signal()  # IPIV-1..3: the guards that allow no memory access
+        m.d.comb += guard_exit.eq(~s.enable | (s.vector < 16) | (s.target > s.last_pid_index))
+        exit_owed = Signal()  # a guard or a bad entry stopped the send: the exit is next
+        entry_bad = Signal()
+        m.d.comb += entry_bad.eq((self.entry[0:6] != 0b000001)
+                                 | ((self.entry >> s.maxphyaddr) != 0))
+        read_entry = (s.state == IpivState.READ_ENTRY) & answer
+        m.d.sync += exit_owed.eq((taken & guard_exit) | (read_entry & entry_bad))
+        table_addr = Signal(64)  # where the entry must be read: table + 8 x index
+        with m.If(taken):
+            m.d.sync += table_addr.eq(s.pid_table_addr + (s.target << 3))
+        entry_taken = Signal()  # the valid entry read, for the descriptor accesses after it
+        desc = Signal(64)
+        with m.If(read_entry):
+            m.d.sync += [entry_taken.eq(~entry_bad), desc.eq(self.entry & ~0x3F)]
+        with m.If(s.done):
+            m.d.sync += entry_taken.eq(0)
+        after_entry = ((s.state == IpivState.POST_PIR) | (s.state == IpivState.READ_NOTIFY)
+                       | (s.state == IpivState.WRITE_NOTIFY))
+        m.d.comb += [
+            Assert(~s.apic_write_exit | exit_owed, "IPIV_1_2_3_4_apic_write_exit_only_on_a_guard"),
+            Assert(~exit_owed | (s.apic_write_exit & (s.exit_qualification == 0x300)
+                                 & ~s.busy & ~s.notify),
+                   "IPIV_1_2_3_4_a_guard_exits_with_qualification_300h"),
+            Assert(~(taken & guard_exit) | ~mem.valid, "IPIV_2_3_no_access_when_a_guard_fails"),
+            Assert(~((s.state == IpivState.READ_ENTRY) & mem.valid)
+                   | ((mem.op == MemOp.READ) & (mem.addr == table_addr)),
+                   "IPIV_4_the_entry_is_read_at_table_plus_8_index"),
+            Assert(~(after_entry & mem.valid)
+                   | (entry_taken & (mem.addr >= desc) & (mem.addr < desc + 40)),
+                   "IPIV_4_descriptor_accessed_only_through_a_valid_entry"),
+            Assert(~(s.state == IpivState.READ_ENTRY) | (s.pid_addr == table_addr),
+                   "helper_the_entry_address_is_kept"),
+            Assert(~(after_entry | (s.state == IpivState.SEND))
+                   | (entry_taken & (s.pid_addr == desc) & (desc[0:6] == 0)
+                      & (desc[63] == 0)),
+                   "helper_the_descriptor_address_is_the_valid_entry"),
+            Assert(~s.notify | (s.notify_vector == swapped_from.nv),
+                   "IPIV_8_notification_vector_is_nv"),
+            Assert(~s.notify | (s.notify_dest == Mux(x2apic, swapped_from.ndst,
+                                                     swapped_from.ndst[8:16])),
+                   "IPIV_8_destination_ndst_or_ndst_15_8"),
+            Cover(s.apic_write_exit & ~s.enable, "cover_IPIV_1_disabled_exits"),
+            Cover(read_entry & entry_bad & ~self.entry[0], "cover_IPIV_4_bad_entry_exits"),
+            Cover(s.notify & x2apic, "cover_IPIV_8_x2apic_notification"),
+            Cover(s.notify & ~x2apic, "cover_IPIV_8_xapic_notification"),
+        ]
+
         m.d.comb += [
             Assert(~s.notify | settled_owed, "IPIV_7_9_notification_only_for_an_on_transition"),
             Assert(s.busy | s.notify | ~owed, "IPIV_7_every_transition_is_notified"),

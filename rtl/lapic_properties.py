@@ -68,6 +68,18 @@ class LocalApicProperties(Elaboratable):
                    "APIC_9_10_inta_vector"),
         ]
 
+        # the highest pending vector wins: stated as "no IRR bit above it" (APIC-6), and the
+        # masks of the two extreme TPR classes with an empty ISR (APIC-13)
+        above = (a.irr >> a.inta.vector) >> 1
+        m.d.comb += [
+            Assert(~a.intr | (a.irr.bit_select(a.inta.vector, 1) & (above == 0)),
+                   "APIC_6_the_highest_pending_vector_is_offered"),
+            Assert(~((a.isr == 0) & (a.tpr[4:8] == 0)) | (a.intr == ((a.irr >> 16) != 0)),
+                   "APIC_13_tpr_class_0_masks_nothing_from_16"),
+            Assert(~((a.isr == 0) & (a.tpr[4:8] == 15)) | ~a.intr,
+                   "APIC_13_tpr_class_15_masks_everything"),
+        ]
+
         # --- one-step rules: the operation alone in a cycle, checked at the next --------------
         quiet = ~a.load & ~a.accept.valid & ~a.tpr_write.valid
         past_valid = Signal()  # a cycle has been recorded (false in the initial state)
@@ -75,6 +87,8 @@ class LocalApicProperties(Elaboratable):
         irr0, isr0, tmr0 = Signal(256), Signal(256), Signal(256)
         vector0 = Signal(8)
         tmr_hit0 = Signal()
+        level0 = Signal()
+        pending0 = Signal()  # the accepted vector was already pending
         m.d.sync += [past_valid.eq(1), irr0.eq(a.irr), isr0.eq(a.isr), tmr0.eq(a.tmr),
                      op.eq(0)]
         with m.If(quiet & a.inta.valid & ~a.eoi):
@@ -85,6 +99,9 @@ class LocalApicProperties(Elaboratable):
         with m.Elif(~a.load & a.accept.valid & (a.accept.vector < 16) & ~a.inta.valid
                     & ~a.eoi & ~a.tpr_write.valid):
             m.d.sync += op.eq(4)
+        with m.Elif(~a.load & a.accept.valid & ~a.inta.valid & ~a.eoi & ~a.tpr_write.valid):
+            m.d.sync += [op.eq(5), vector0.eq(a.accept.vector), level0.eq(a.accept.level),
+                         pending0.eq(a.irr.bit_select(a.accept.vector, 1))]
         one = Const(1, 256)
         with m.If(past_valid):
             with m.If(op == 1):
@@ -106,6 +123,21 @@ class LocalApicProperties(Elaboratable):
                 with m.If(a.eoi_message.valid):
                     m.d.comb += Assert(a.eoi_message.vector == vector0,
                                        "APIC_12_eoi_message_vector")
+            with m.If(op == 1):
+                m.d.comb += Assert(a.isr.bit_select(vector0, 1)
+                                   & (((a.isr >> vector0) >> 1) == 0),
+                                   "APIC_14_the_acknowledged_vector_is_the_highest_in_service")
+            with m.If((op == 5) & ~pending0):
+                bit = one << vector0
+                m.d.comb += [
+                    Assert((a.irr == (irr0 | bit)) & (a.isr == isr0),
+                           "APIC_1_3_4_accept_sets_irr_bit_v"),
+                    Assert(a.tmr == Mux(level0, tmr0 | bit, tmr0 & ~bit),
+                           "APIC_4_tmr_bit_v_is_the_trigger_mode"),
+                ]
+            with m.If((op == 5) & pending0):
+                m.d.comb += Assert((a.irr == irr0) & (a.isr == isr0),
+                                   "APIC_5_a_pending_vector_accepted_again_collapses")
             with m.If(op == 4):
                 m.d.comb += [
                     Assert((a.irr == irr0) & (a.isr == isr0) & (a.tmr == tmr0),
@@ -121,6 +153,13 @@ class LocalApicProperties(Elaboratable):
             Cover(past_valid & (op == 3) & (isr0 != 0) & ~a.eoi_message.valid,
                   "cover_APIC_11_edge_eoi"),
             Cover(past_valid & (op == 4), "cover_APIC_2_illegal_vector"),
+            Cover(past_valid & (op == 5) & ~pending0 & (vector0 < 32) & level0,
+                  "cover_APIC_3_4_vector_16_31_level_accepted"),
+            Cover(past_valid & (op == 5) & pending0, "cover_APIC_5_collapsed_request"),
+            Cover(past_valid & (op == 1) & (vector0 < 32) & (isr0 != 0),
+                  "cover_APIC_3_14_vector_16_31_acknowledged_over_another"),
+            Cover(a.intr & (a.isr == 0) & (a.tpr[4:8] == 0) & (a.irr[16:32] != 0)
+                  & (a.irr[32:] == 0), "cover_APIC_13_class_0_offers_16_31"),
             Cover(a.intr & (a.tpr[4:8] == 14), "cover_APIC_8_deliverable_above_tpr"),
         ]
         if self.mutant == "vacuous":  # a cover no state reaches: the runner must say so

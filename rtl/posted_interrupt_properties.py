@@ -137,6 +137,9 @@ class PostedInterruptProperties(Elaboratable):
                    "PI_11_12_rvi_and_evaluation_after_the_whole_pir"),
             Assert(~u.merge.valid | u.merge.evaluate | (answer & is_pir),
                    "PI_5_virr_changes_only_with_a_harvested_word"),
+            Assert(~(answer & is_pir) | (u.merge.valid
+                                         & (u.merge.bits == (Cat(old) << (index * WORD_BITS)))),
+                   "PI_17_each_harvested_word_is_merged_whole"),
             Cover(u.done & on_cleared & eoi_sent & (words_read == all_read),
                   "cover_PI_6_7_10_11_12_a_whole_run_in_order"),
         ]
@@ -158,6 +161,8 @@ class PostedInterruptProperties(Elaboratable):
             Cover(answer & posted_here & (mem.op == MemOp.SWAP) & ~self.post_first,
                   "cover_PI_9_post_after_the_harvest_of_its_word"),
             Cover(u.done & (merged != 0) & (pir != 0), "cover_PI_9_bits_merged_and_left"),
+            Cover(answer & is_pir & (index == 0) & (old[0:16] != 0),
+                  "cover_PI_17_a_bit_below_16_harvested"),
         ]
         return m
 

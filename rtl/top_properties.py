@@ -70,6 +70,17 @@ class InterruptPathProperties(Elaboratable):
                                         & (vector == dut.posted_intr_nv[0:8])),
                            "PI_2_3_5_processing_starts_only_for_an_acked_nv")
 
+        running = (dut.state == PathState.NON_ROOT) & ~dut.load  # the guest runs
+        # --- a notification vector masked by PPR is not acknowledged: no processing, no exit --
+        m.d.comb += [
+            Assert(~acked | (lapic.inta.vector[4:8] > lapic.ppr[4:8]),
+                   "PI_16_only_a_vector_above_ppr_is_acknowledged"),
+            Assert(~pi.start | (dut.posted_intr_nv[4:8] > lapic.ppr[4:8]),
+                   "PI_16_processing_starts_only_for_an_nv_above_ppr"),
+            Cover(running & lapic.irr.bit_select(dut.posted_intr_nv[0:8], 1) & ~lapic.intr
+                  & (dut.posted_intr_nv[4:8] != 0), "cover_PI_16_nv_pending_but_masked"),
+        ]
+
         # --- the decision, checked at the next edge -------------------------------------------
         past_valid = Signal()
         decided = Signal()
@@ -137,7 +148,6 @@ class InterruptPathProperties(Elaboratable):
         # runs, the local APIC has one and no virtual interrupt goes first, VID-12)
         pin, exits = dut.pin_based, dut.exit_controls
         vid = dut.secondary.virt_intr_delivery & dut.proc_based.secondary_ctls
-        running = (dut.state == PathState.NON_ROOT) & ~dut.load
         offered = running & lapic.intr & ~vapic.deliverable
         idt_ok = Signal()  # the guest can take an interrupt through its IDT
         m.d.comb += idt_ok.eq(dut.rflags_if & ~dut.blocking)

@@ -22,8 +22,7 @@ APIC = next(p for p in PROOFS if p.name == "local_apic")
 def test_local_apic_priority_rules_are_proved_and_covered(tmp_path):
     result = run_proof(APIC, tmp_path)
     assert (result.status, result.failed, result.unreached) == ("proved", (), ())
-    assert result.clauses == ("APIC-2", "APIC-7", "APIC-8", "APIC-9", "APIC-10", "APIC-11",
-                              "APIC-12")
+    assert result.clauses == tuple(f"APIC-{n}" for n in range(1, 15))
     again = run_proof(APIC, tmp_path)
     assert again.cached and again.status == "proved"
 
@@ -66,8 +65,8 @@ def test_pi_cosim_formal_writes_the_report(tmp_path, capsys):
     assert clauses["VID-12"]["status"] == "unproved"
     proved = sorted((c for c, e in clauses.items() if e["status"] == "proved"),
                     key=lambda c: (c.split("-")[0], int(c.split("-")[1])))
-    # APIC-2, 7-12; EXT-1..6; PI-2..14; VID-1, 3-10; IPIV-5, 6, 7, 9
-    assert len(proved) == 39, proved
+    # APIC-1..14; EXT-1..6; PI-2..14, 16, 17; VID-1, 3-10; IPIV-1..9
+    assert len(proved) == 53, proved
     assert f"clauses proved: {len(proved)} of {len(clauses)}" in out
 
 
@@ -80,7 +79,7 @@ def test_the_nv_decision_is_proved(tmp_path):
     result = run_proof(NV, tmp_path)
     assert (result.status, result.failed, result.unreached) == ("proved", (), ())
     assert result.clauses == ("EXT-1", "EXT-2", "EXT-3", "EXT-4", "EXT-5", "EXT-6", "PI-2",
-                              "PI-3", "PI-4", "PI-5", "PI-11")
+                              "PI-3", "PI-4", "PI-5", "PI-11", "PI-16")
 
 
 def test_the_nv_decision_fails_when_nv_is_compared_without_the_ack(tmp_path):
@@ -132,7 +131,7 @@ def test_no_posted_bit_is_lost_with_an_adversarial_writer(tmp_path):
     result = run_proof(PI, tmp_path)
     assert (result.status, result.failed, result.unreached) == ("proved", (), ())
     assert result.clauses == ("PI-5", "PI-6", "PI-7", "PI-8", "PI-9", "PI-10", "PI-11",
-                              "PI-12", "PI-13", "PI-14")
+                              "PI-12", "PI-13", "PI-14", "PI-17")
 
 
 def test_a_harvested_word_dropped_is_a_lost_bit(tmp_path):
@@ -160,10 +159,13 @@ IPIV = next(p for p in PROOFS if p.name == "ipiv_notifications")
 
 def test_one_notification_per_on_transition(tmp_path):
     """IPIV-7/9 with NotifyInfo rewritten by another agent at any edge: a notification only
-    for a 0-to-1 turn of ON by this sender, exactly one each; IPIV-5, IPIV-6 as well."""
+    for a 0-to-1 turn of ON by this sender, exactly one each; IPIV-5, IPIV-6 as well; the
+    guards (IPIV-1..4: an APIC-write exit with qualification 300H, no descriptor access but
+    through a valid entry read at table + 8 x index) and the destination (IPIV-8)."""
     result = run_proof(IPIV, tmp_path)
     assert (result.status, result.failed, result.unreached) == ("proved", (), ())
-    assert result.clauses == ("IPIV-5", "IPIV-6", "IPIV-7", "IPIV-9")
+    assert result.clauses == ("IPIV-1", "IPIV-2", "IPIV-3", "IPIV-4", "IPIV-5", "IPIV-6",
+                              "IPIV-7", "IPIV-8", "IPIV-9")
 
 
 def test_a_notification_nobody_owes_fails(tmp_path):
