@@ -26,8 +26,16 @@ COALESCING = {d.id for d in DEVIATIONS if d.coalesces is not None}
 PRE, POST, NOV = KernelVersion.PRE_PATCH, KernelVersion.POST_PATCH, KernelVersion.NOV_2024
 
 #: scenario -> version -> (deviation IDs, known-bug IDs); a version not listed agrees with no
-#: difference at all. No shipped scenario leaves an unexplained divergence.
+#: difference at all. Only the scenarios of OPEN leave an unexplained divergence.
 SEED_BUG = {PRE: ((), ("KB1",))}
+#: the open cases, shipped so that the product shows them until they are explained (their
+#: descriptions say why they are not): scenario -> the unexplained fields, in every version
+OPEN = {
+    "unexplained-l2-virtual-behind-l1-exit": ("l2.rvi", "l2.svi", "l2.virr", "l2.visr",
+                                              "l2.vppr", "lost.l2_delivered"),
+    "unexplained-pir-left-after-d12": ("lost.l2_delivered", "lost.pid_stuck", "pid.on",
+                                       "pid.pir"),
+}
 EXPECTED = {
     "seed-ipiv": SEED_BUG,
     "seed-device-post": SEED_BUG,
@@ -73,6 +81,7 @@ EXPECTED = {
     "l2-virtual-recognized-at-reentry": {v: (("D11",), ()) for v in KernelVersion},
     "l2-virtual-recognized-at-reentry-no-pi": {v: ((), ("KB11",)) for v in KernelVersion},
     "two-l1-interrupts-in-l0": {v: (("D12",), ()) for v in KernelVersion},
+    "unexplained-pir-left-after-d12": {v: (("D12",), ()) for v in KernelVersion},
     "two-l1-interrupts-in-l0-same-vector": {v: (("D12",), ()) for v in KernelVersion},
     "two-l1-interrupts-in-l0-through-l2-idt": {PRE: (("D12",), ("KB8",)),
                                                POST: (("D12",), ("KB8",)), NOV: (("D12",), ())},
@@ -156,9 +165,10 @@ def test_each_version_on_each_scenario(scenarios, amaranth_runs, version):
         deviations, bugs = EXPECTED.get(scenario.name, {}).get(version, ((), ()))
         lost = LOST.get(scenario.name, {}).get(version)
         with waves_on_failure(run.job, "amaranth"):
+            unexplained = OPEN.get(scenario.name, ())
             assert (verdict.deviations, verdict.known_bugs, verdict.divergent) == \
-                (deviations, bugs, ()), scenario.name
-            assert verdict.agree == (not bugs)
+                (deviations, bugs, unexplained), scenario.name
+            assert verdict.agree == (not bugs and not unexplained)
             if lost is not None:
                 assert dict(verdict.drain.lost) == lost, scenario.name
             if bugs:  # a known bug is named at the event that shows it, or at rest when it
@@ -170,7 +180,7 @@ def test_each_version_on_each_scenario(scenarios, amaranth_runs, version):
                 by = {f for c, f in verdict.drain.classes if c in dict(verdict.drain.lost)
                       and f is not None and not is_known_bug(f)}
                 assert by <= COALESCING, (scenario.name, by)
-            elif not bugs:  # agreement means no difference at all, events and rest
+            elif not bugs and not unexplained:  # agreement: no difference at all
                 assert all(e.differences == () for e in verdict.events), scenario.name
                 assert verdict.drain.differences == (), scenario.name
 
