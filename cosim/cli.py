@@ -13,6 +13,7 @@ and exit status 2; files are all validated before anything runs.
 
 import argparse
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -276,6 +277,7 @@ def default_sim() -> str:
     return "icarus" if shutil.which("iverilog") else "verilator"
 
 
+@functools.cache  # once per process (tests call main() many times)
 def tune_gc() -> None:
     """Tune CPython's cyclic garbage collector for bulk runs (called once at start-up by the
     command line and the benchmark, before any worker process is forked, which inherits it).
@@ -288,6 +290,7 @@ def tune_gc() -> None:
     makes young collections rarer while the garbage waiting for one stays a few megabytes."""
     import gc
 
+    gc.collect()  # nothing that is already garbage is frozen
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
 
