@@ -283,6 +283,7 @@ def kut_three_versions(count: int, sims: list[str]) -> dict:
 
     from cosim.cli import main as cli
 
+    scenarios = _scenarios(count)
     out: dict = {"scenarios": count, "verdicts": count * len(KernelVersion),
                  "default_workers": os.cpu_count() or 1, "sims": {}}
     with tempfile.TemporaryDirectory(prefix="pi-cosim-bench-kut-") as tmp:
@@ -300,7 +301,6 @@ def kut_three_versions(count: int, sims: list[str]) -> dict:
                                                   sim, "--json", *extra])
                     figures[name] = time.monotonic() - started
             figures["default_over_1"] = figures["default_s"] / figures["workers_1_s"]
-            scenarios = _scenarios(count)
             started = time.monotonic()
             backends.simulate([Job(s) for s in scenarios], sim)
             figures["hardware_s"] = time.monotonic() - started

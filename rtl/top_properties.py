@@ -126,8 +126,8 @@ class InterruptPathProperties(Elaboratable):
             m.d.sync += held.eq(value)
             m.d.comb += Assume(~pi.busy | (value == held),
                                "no_vmcs_or_flag_change_during_processing")
-        merging = Signal()  # at the last edge: processing ran and merged nothing
-        quiet = Signal()
+        merging = Signal()  # at the last edge the unit merged
+        quiet = Signal()  # at the last edge the unit ran and merged nothing
         virr0 = Signal.like(vapic.virr)
         rvi0 = Signal(8)
         m.d.sync += [quiet.eq(pi.busy & ~pi.merge.valid & ~dut.load),

@@ -34,8 +34,13 @@ def test_bench_quick_writes_the_three_reports(tmp_path):
     assert kut["verdicts"] == 20 * 3 and set(kut["sims"]) == {"verilator", "verilator-native"}
     # post-patch and nov-2024 agree on every case, pre-patch shows KB1: exit status 1
     assert {f["exit_status"] for f in kut["sims"].values()} == {1}
-    cocotb = data["backends"]["verilator"]
-    assert cocotb["fixed_s"] > 0 and cocotb["marginal_s"] > 0  # 20 cases: mostly fixed cost
+    report = (tmp_path / "bench.md").read_text()
+    # the fixed and marginal cost per backend, and the replay per simulator and workers
+    assert all(f"| {name} | {data['backends'][sim]['fixed_s']:.2f} |" in report
+               for sim, name in (("verilator", "cocotb + Verilator"),
+                                 ("icarus", "cocotb + Icarus"), ("amaranth", "amaranth.sim")))
+    assert all(f"| {sim} | {f['workers_1_s']:.2f} | {f['default_s']:.2f} |" in report
+               for sim, f in kut["sims"].items())
     assert data["model"]["runs"] == 20 * 3 and data["model"]["check_nested_events_calls"] > 0
     assert data["design"]["accept_to_vm_exit_cycles"] > 0 and data["design"]["flip_flops"] > 0
     assert "| cocotb + Verilator |" in (tmp_path / "bench.md").read_text()

@@ -263,15 +263,6 @@ def test_replay_missing_simulator_exits_2_with_install_hint(tmp_path):
     assert "apt-get install -y iverilog" in result.stderr and result.stdout == ""
 
 
-def test_replay_with_two_workers_gives_the_same_documents(capsys):
-    files = [str(p) for p in sorted(SCENARIOS.glob("*.toml"))[:6]]
-    one = main(["replay", *files, "--sim", "amaranth", "--kvm", "all", "--json"])
-    first = capsys.readouterr().out
-    two = main(["replay", *files, "--sim", "amaranth", "--kvm", "all", "--json",
-                "--workers", "2"])
-    assert (one, capsys.readouterr().out) == (two, first)
-
-
 @pytest.fixture(scope="module")
 def kut_files(tmp_path_factory) -> list[str]:
     """Enough kvm-unit-tests cases for two replay workers (MIN_FILES_PER_WORKER each)."""

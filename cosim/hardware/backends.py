@@ -82,10 +82,12 @@ def simulate(jobs: list[Job], sim: str, waves_dir: Path | None = None,
     if waves_dir is not None and sim not in WAVE_SIMS:
         raise SimulatorUnavailable(f"--sim {sim} writes no waveforms: use --sim "
                                    f"{' or '.join(WAVE_SIMS)} with --waves")
-    if sim != "amaranth":
+    parallel = waves_dir is None and workers > 1 and len(jobs) > 1
+    if parallel:
+        prepare(sim)  # checks, and builds once before the workers share the build
+    elif sim != "amaranth":
         check_simulator(sim)
-    if waves_dir is None and workers > 1 and len(jobs) > 1:
-        prepare(sim)
+    if parallel:
         size = -(-len(jobs) // workers)
         slices = [jobs[i:i + size] for i in range(0, len(jobs), size)]
         with ProcessPoolExecutor(len(slices)) as pool:
