@@ -80,11 +80,14 @@ class InterruptPath(wiring.Component):
       otherwise a VM exit with reason 1 and information ``0x80000000 | vector`` (EXT-3, PI-4).
 
     A VM exit pulses ``vmexit`` for one cycle with ``exit_reason``/``exit_intr_info`` held
-    until the next exit, and leaves ``NON_ROOT``. ``vm_entry`` (L1's VMLAUNCH) runs the
-    VM-entry checks on the controls (EXT-5, EXT-6): on failure ``entry_failed`` pulses with
-    ``entry_error`` = 7; on success the path enters ``NON_ROOT`` and the virtual APIC performs
-    its VM-entry evaluation (VID-11). ``decision_valid`` pulses once per acknowledged interrupt
-    with ``decision`` (for posted-interrupt processing, when it has finished).
+    until the next exit, and leaves ``NON_ROOT``. In ``ROOT`` L1 runs with RFLAGS.IF = 0;
+    ``sti`` (L1 opens an interrupt window) acknowledges the interrupt the local APIC presents
+    (``intr``), if any, at that edge: IRR to ISR, delivered through L1's IDT (APIC-9).
+    ``vm_entry`` (L1's VMLAUNCH) runs the VM-entry checks on the controls (EXT-5, EXT-6): on
+    failure ``entry_failed`` pulses with ``entry_error`` = 7; on success the path enters
+    ``NON_ROOT`` and the virtual APIC performs its VM-entry evaluation (VID-11).
+    ``decision_valid`` pulses once per interrupt acknowledged in non-root operation with
+    ``decision`` (for posted-interrupt processing, when it has finished).
 
     Members
     -------
@@ -92,6 +95,8 @@ class InterruptPath(wiring.Component):
         Interrupts arriving at L1's local APIC.
     eoi : ``In(1)``; tpr_write : ``In(RegisterWriteSignature())``; spurious_vector : ``In(8)``
         L1's EOI and TPR writes; SVR[7:0].
+    sti : ``In(1)``
+        L1 takes its own interrupt (ignored unless L1 runs, and with ``eoi``).
     l2_eoi : ``In(1)``; l2_tpr_write : ``In(RegisterWriteSignature())``
         L2's EOI and TPR writes (virtualized; ignored unless L2 runs).
     pin_based, proc_based, secondary, exit_controls : ``In`` control-word layouts
@@ -103,6 +108,8 @@ class InterruptPath(wiring.Component):
     mem : ``Out(MemorySignature())``
         The posted-interrupt descriptor's memory.
     state : ``Out(PathState)``
+    intr : ``Out(1)``
+        The local APIC presents an interrupt (APIC-8).
     vmexit : ``Out(1)``; exit_reason : ``Out(ExitReason)``; exit_intr_info : ``Out(ExitIntrInfo)``
     entry_failed : ``Out(1)``; entry_error : ``Out(8)``
     delivered : ``Out(VectorStrobeSignature())``
@@ -120,6 +127,7 @@ class InterruptPath(wiring.Component):
     spurious_vector: In(8, init=0xFF)
     l2_eoi: In(1)
     l2_tpr_write: In(RegisterWriteSignature())
+    sti: In(1)
     vm_entry: In(1)
     pin_based: In(PIN_BASED_CONTROLS)
     proc_based: In(PROC_BASED_CONTROLS)
@@ -135,6 +143,7 @@ class InterruptPath(wiring.Component):
 
     mem: Out(MemorySignature())
     state: Out(PathState)
+    intr: Out(1)
     vmexit: Out(1)
     exit_reason: Out(ExitReason, init=ExitReason.NONE)
     exit_intr_info: Out(ExitIntrInfo)
@@ -183,7 +192,7 @@ class InterruptPath(wiring.Component):
             lapic.eoi.eq(self.eoi | pi.eoi),  # step 4 is an EOI to the local APIC
             lapic.load.eq(self.load), lapic.preload.eq(self.preload.lapic),
             self.irr.eq(lapic.irr), self.isr.eq(lapic.isr), self.tmr.eq(lapic.tmr),
-            self.ppr.eq(lapic.ppr), self.tpr.eq(lapic.tpr),
+            self.ppr.eq(lapic.ppr), self.tpr.eq(lapic.tpr), self.intr.eq(lapic.intr),
             pi.desc_addr.eq(self.posted_intr_desc_addr),
             vapic.load.eq(self.load), vapic.preload.eq(self.preload.vapic),
             vapic.vid_enable.eq(vid),
@@ -261,6 +270,8 @@ class InterruptPath(wiring.Component):
                         with m.Else():
                             m.d.sync += [self.entry_failed.eq(1),
                                          self.entry_error.eq(VMXERR_ENTRY_INVALID_CONTROL_FIELD)]
+                    with m.Elif(self.sti & ~self.eoi):  # L1's own interrupt, through its IDT
+                        m.d.comb += lapic.inta.valid.eq(1)
                 with m.Case(PathState.NON_ROOT):
                     with m.If(take):
                         with m.If(~self.pin_based.ext_intr_exiting):

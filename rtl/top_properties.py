@@ -208,6 +208,15 @@ class InterruptPathProperties(Elaboratable):
             Cover(past_valid & entry_tried & ~entry_bad, "cover_EXT_5_6_entry_succeeds"),
         ]
 
+        # --- L1's own interrupts: while L1 runs (interrupts disabled), the local APIC is
+        # acknowledged only when L1 opens an interrupt window, and then at once (APIC-9) ----
+        root = (dut.state == PathState.ROOT) & ~dut.load
+        m.d.comb += [
+            Assert(~root | (lapic.inta.valid == (dut.sti & ~dut.eoi & ~dut.vm_entry)),
+                   "APIC_9_l1_is_acknowledged_only_in_its_interrupt_window"),
+            Cover(root & dut.sti & lapic.intr, "cover_APIC_9_l1_takes_its_interrupt"),
+        ]
+
         m.d.comb += [
             Cover(past_valid & decided & matched, "cover_PI_5_nv_acknowledged"),
             Cover(past_valid & decided & ~matched, "cover_PI_4_other_vector_acknowledged"),

@@ -11,7 +11,8 @@ Assumptions shared with the hardware model: a delivered virtual interrupt runs L
 its IRET without an EOI (EOIs are explicit ``l2_eoi`` events). Recognition ceases after a
 delivery and is re-armed only by the next evaluation (SDM 29.2.1), so each evaluation delivers
 at most one virtual interrupt. L1 runs with RFLAGS.IF = 0 between its VM entries, so vmcs01
-never delivers to L1. KVM's "immediate exit" uses a zero VMX-preemption timer, whose VM exit has
+delivers to L1 only when L1 opens an interrupt window (``environment.sti``).
+KVM's "immediate exit" uses a zero VMX-preemption timer, whose VM exit has
 priority over virtual-interrupt delivery.
 """
 
@@ -90,6 +91,8 @@ def deliver_pending_virtual_interrupts(vcpu: Vcpu, vmcs: Vmcs) -> None:
         if vmcs is vcpu.vmcs02:
             vcpu.l2_delivered.append(vector)
             vcpu.trace(f"cpu: virtual interrupt {vector:#04x} delivered to L2")
+        else:
+            vcpu.trace(f"cpu: virtual interrupt {vector:#04x} delivered to L1")
 
 
 def posted_interrupt_processing(vcpu: Vcpu, vmcs: Vmcs) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "post",
     "start_in_l1",
     "start_in_l2",
+    "sti",
     "tpr",
     "trapped_ipi",
     "vm_entry",
@@ -222,6 +223,20 @@ def tpr(vcpu: Vcpu, value: int) -> None:
         return
     lapic.kvm_lapic_set_tpr(vcpu, value)
     x86.vcpu_run(vcpu)
+
+
+def sti(vcpu: Vcpu) -> None:
+    """L1 opens an interrupt window (STI, an instruction, CLI). With APICv, L1's interrupts
+    are virtual-interrupt delivery on vmcs01 (``kvm_cpu_has_injectable_intr()`` is false for
+    L1): the CPU evaluates RVI against VPPR and delivers through L1's IDT (SDM 29.2.2), with
+    L1's ``apic->regs`` as the virtual-APIC page; the handler's interrupt gate clears IF
+    again. KVM is not involved. While the vCPU runs L2, L1 cannot execute it."""
+    if vcpu.guest_mode:
+        vcpu.trace("sti: L2 is running, L1 cannot open an interrupt window; no effect")
+        return
+    vcpu.l1_rflags_if = True
+    cpu.deliver_pending_virtual_interrupts(vcpu, vcpu.vmcs01)
+    vcpu.l1_rflags_if = False
 
 
 def vm_entry(vcpu: Vcpu) -> None:

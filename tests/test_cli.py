@@ -160,9 +160,9 @@ def test_replay_human_output_side_by_side(capsys):
     line = next(ln for ln in out.splitlines() if "vmexit" in ln)
     assert line.split()[:4] == ["!", "vmexit", "none", "exit"]
     assert line.endswith("<- known KVM bug KB1")
-    assert ("-- drain: each side runs to rest as L1 and L2 would (L1 EOIs what is in service "
-            "and re-enters L2; L2 EOIs)\n     hardware: l2_eoi\n     KVM:      eoi vm_entry\n"
-            in out)
+    assert ("-- drain: each side runs to rest as L1 and L2 would (L1 EOIs what is in service, "
+            "takes what its APIC presents and re-enters L2; L2 EOIs)\n     hardware: l2_eoi\n"
+            "     KVM:      eoi vm_entry\n" in out)
     line = next(ln for ln in out.splitlines() if "lost.l2_delivered" in ln)
     assert line.split() == ["!", "lost.l2_delivered", "{0x41}", "-", "<-", "known", "KVM",
                             "bug", "KB1"]

@@ -31,8 +31,6 @@ SEED_BUG = {PRE: ((), ("KB1",))}
 #: the open cases, shipped so that the product shows them until they are explained (their
 #: descriptions say why they are not): scenario -> the unexplained fields, in every version
 OPEN = {
-    "unexplained-l2-virtual-behind-l1-exit": ("l2.rvi", "l2.svi", "l2.virr", "l2.visr",
-                                              "l2.vppr", "lost.l2_delivered"),
     "unexplained-pir-left-after-d12": ("lost.l2_delivered", "lost.pid_stuck", "pid.on",
                                        "pid.pir"),
 }

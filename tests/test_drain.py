@@ -11,7 +11,7 @@ from cosim.hardware.testbench import Job
 from cosim.judge.scoreboard import compare
 from cosim.reference.kvm import run_model
 from cosim.scenario.drain import SideRun, next_drain_event, settled
-from cosim.scenario.format import EoiEvent, L2EoiEvent, VmEntryEvent, load_scenario
+from cosim.scenario.format import EoiEvent, L2EoiEvent, StiEvent, VmEntryEvent, load_scenario
 from cosim.scenario.outcome import L1ApicOutcome, L2Outcome, Outcome, PidOutcome, VmExit
 from software_model import KernelVersion
 
@@ -19,10 +19,11 @@ SCENARIOS = Path(__file__).parent.parent / "scenarios"
 POST = KernelVersion.POST_PATCH
 
 
-def outcome(mode="l2", isr=(), visr=(), error=None, pir=(), on=False, delivered=()):
+def outcome(mode="l2", isr=(), visr=(), error=None, pir=(), on=False, delivered=(), irr=(),
+            ppr=0):
     return Outcome(
         vmexit=None, vmentry_error=error, mode=mode,
-        l1_apic=L1ApicOutcome(irr=frozenset(), isr=frozenset(isr), ppr=0),
+        l1_apic=L1ApicOutcome(irr=frozenset(irr), isr=frozenset(isr), ppr=ppr),
         pid=PidOutcome(pir=frozenset(pir), on=on, sn=False),
         l2=L2Outcome(virr=frozenset(), visr=frozenset(visr), rvi=0, svi=0, vppr=0,
                      delivered=tuple(delivered)))
@@ -30,14 +31,24 @@ def outcome(mode="l2", isr=(), visr=(), error=None, pir=(), on=False, delivered=
 
 @pytest.mark.parametrize("state,step", [
     (outcome(mode="l1", isr={0x30}), EoiEvent()),  # L1 handles what is in service
+    (outcome(mode="l1", isr={0x30}, irr={0x41}), EoiEvent()),  # before it takes more
+    (outcome(mode="l1", irr={0x41}), StiEvent()),  # L1 takes what its APIC presents
+    (outcome(mode="l1", irr={0x41}, ppr=0x40), VmEntryEvent()),  # masked: stays pending
+    (outcome(mode="l1", irr={0xF2, 0x41}), VmEntryEvent()),  # NV waits for the entry
     (outcome(mode="l1"), VmEntryEvent()),  # then re-enters L2
     (outcome(mode="l1", error=7), None),  # the same vmcs12 fails the same checks again
+    (outcome(mode="l1", irr={0x41}, error=7), None),  # pending alike on both sides
     (outcome(mode="l1", isr={0x30}, error=7), EoiEvent()),
     (outcome(mode="l2", visr={0x41}), L2EoiEvent()),  # L2 handles what is in service
     (outcome(mode="l2"), None),  # at rest
-], ids=["l1-eoi", "l1-enter", "entry-fails", "eoi-before-stop", "l2-eoi", "rest"])
+], ids=["l1-eoi", "eoi-before-sti", "l1-sti", "masked", "nv-left-for-entry",
+        "l1-enter", "entry-fails", "entry-fails-pending", "eoi-before-stop", "l2-eoi", "rest"])
 def test_the_drain_policy(state, step):
-    assert next_drain_event(state) == step
+    assert next_drain_event(state, notification=0xF2) == step
+
+
+def test_without_posted_interrupts_l1_takes_every_vector():
+    assert next_drain_event(outcome(mode="l1", irr={0xF2}), notification=None) == StiEvent()
 
 
 def test_a_step_that_changes_nothing_settles():

@@ -143,6 +143,32 @@ def test_ext_4_no_ack_exit_leaves_irr():
     run(tb)
 
 
+def test_apic_9_l1_takes_its_own_interrupt_only_in_its_interrupt_window():
+    """In ROOT (L1 runs with IF = 0) a pending interrupt stays in IRR; ``sti`` acknowledges
+    the one the local APIC presents (IRR to ISR, PPR raised), with no VM exit or decision;
+    a vector masked by PPR stays pending; in NON_ROOT ``sti`` does nothing."""
+    async def tb(b):
+        ctx, dut = b.ctx, b.dut
+        await b.setup(non_root=0, irr=bits(0x50, 0x31), tpr=0x30)
+        await b.tick(3)
+        assert (ctx.get(dut.intr), ctx.get(dut.irr), ctx.get(dut.isr)) == (1, bits(0x50, 0x31),
+                                                                          0)
+        await b.strobe("sti")
+        await b.tick(2)
+        assert (ctx.get(dut.irr), ctx.get(dut.isr), ctx.get(dut.ppr)) == (bits(0x31),
+                                                                          bits(0x50), 0x50)
+        assert ctx.get(dut.intr) == 0  # 0x31 is masked (class 3 <= PPR class 5)
+        await b.strobe("sti")
+        await b.tick(2)
+        assert (ctx.get(dut.irr), ctx.get(dut.isr)) == (bits(0x31), bits(0x50))
+        assert b.events == [] and ctx.get(dut.state) == PathState.ROOT
+        await b.setup(irr=bits(0x50), rflags_if=0)  # L2 runs: the interrupt is L2's exit
+        await b.strobe("sti")
+        assert ctx.get(dut.isr) == bits(0x50)  # acknowledged by the exit, not by sti
+        assert b.events[0] == ("vmexit", 0x80000050)
+    run(tb)
+
+
 def test_nv_ignored_without_process_posted_interrupts():
     controls = {"pin_based": {"ext_intr_exiting": 1}, "proc_based": {}, "secondary": {},
                 "exit_controls": {"ack_intr_on_exit": 1}}

@@ -121,10 +121,10 @@ BAD = [
      "events: expected an array of tables ([[events]]), got an array"),
     ("missing kind", "[[events]]\nvector = 0x41\n",
      "events[0]: missing required key 'kind'; allowed kinds: interrupt, post, eoi, tpr, "
-     "vm_entry, l2_eoi, l2_tpr"),
+     "sti, vm_entry, l2_eoi, l2_tpr"),
     ("unknown kind", EVENT + '[[events]]\nkind = "irq"\n',
      'events[1].kind: unknown event kind \'irq\'; allowed: "interrupt", "post", "eoi", "tpr", '
-     '"vm_entry", "l2_eoi", "l2_tpr"'),
+     '"sti", "vm_entry", "l2_eoi", "l2_tpr"'),
     ("unknown route", '[[events]]\nkind = "interrupt"\nvector = 0x50\nroute = "ipi"\n',
      'events[0].route: unknown route \'ipi\'; allowed: "ipiv", "trapped-ipi", "device-post"'),
     ("missing vector", EVENT * 2 + '[[events]]\nkind = "interrupt"\nroute = "ipiv"\n',
@@ -155,10 +155,12 @@ BAD = [
      'checks: fix it, or set start = "l1" and add a vm_entry event'),
     ("vm_entry while L2 runs", '[[events]]\nkind = "vm_entry"\n',
      "events[0].kind: 'vm_entry' can happen only while L1 runs, but L2 runs at this point; "
-     'an L1 APIC write or VMLAUNCH happens only after a VM exit to L1 (or with start = "l1")'),
+     "L1's APIC writes, interrupt windows and VMLAUNCH happen only after a VM exit to L1 "
+     '(or with start = "l1")'),
     ("L1 EOI while L2 runs", '[[events]]\nkind = "l2_eoi"\n[[events]]\nkind = "eoi"\n',
      "events[1].kind: 'eoi' can happen only while L1 runs, but L2 runs at this point; "
-     'an L1 APIC write or VMLAUNCH happens only after a VM exit to L1 (or with start = "l1")'),
+     "L1's APIC writes, interrupt windows and VMLAUNCH happen only after a VM exit to L1 "
+     '(or with start = "l1")'),
     ("L2 TPR while L1 runs", 'start = "l1"\n[[events]]\nkind = "tpr"\nvalue = 0\n'
      '[[events]]\nkind = "l2_tpr"\nvalue = 0\n',
      "events[1].kind: 'l2_tpr' can happen only while L2 runs, but L1 runs at this point; "

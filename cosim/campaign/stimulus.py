@@ -25,6 +25,7 @@ import random
 from dataclasses import dataclass, replace
 
 from cosim.reference.kvm import KvmReference
+from cosim.scenario.drain import presents_interrupt
 from cosim.scenario.format import (
     L1,
     ROUTES,
@@ -39,6 +40,7 @@ from cosim.scenario.format import (
     PostEvent,
     Race,
     Scenario,
+    StiEvent,
     TprEvent,
     Vmcs12Controls,
     VmEntryEvent,
@@ -152,6 +154,7 @@ def _event(rng: random.Random, palette: _Palette, mode: str, now: Outcome | None
     weights: list[tuple[float, str]] = [(5, "interrupt"), (1.2, "post")]
     if mode == L1:
         weights += [(3 if now is not None and now.l1_apic.isr else 0.4, "eoi"), (0.8, "tpr"),
+                    (2 if now is not None and presents_interrupt(now) else 0.3, "sti"),
                     (3, "vm_entry")]
     else:
         weights += [(2 if now is not None and now.l2.visr else 0.3, "l2_eoi"), (0.8, "l2_tpr")]
@@ -164,6 +167,8 @@ def _event(rng: random.Random, palette: _Palette, mode: str, now: Outcome | None
             return PostEvent(vector=palette.vector())
         case "eoi":
             return EoiEvent()
+        case "sti":
+            return StiEvent()
         case "tpr":
             return TprEvent(value=rng.randrange(16) << 4 | rng.choice((0, 0, rng.randrange(16))))
         case "vm_entry":

@@ -51,6 +51,7 @@ from cosim.scenario.format import (
     L2TprEvent,
     PostEvent,
     Scenario,
+    StiEvent,
     TprEvent,
     VmEntryEvent,
 )
@@ -161,6 +162,7 @@ RESULT_FIELDS = _flatten(RESULT)
 MAX_SEED = JOB_FIELDS["seed"][2]
 #: The drain's events by the code a STEP record names.
 _DRAIN_EVENTS: dict[int, Event] = {EventCode.EOI.value: EoiEvent(),
+                                   EventCode.STI.value: StiEvent(),
                                    EventCode.VM_ENTRY.value: VmEntryEvent(),
                                    EventCode.L2_EOI.value: L2EoiEvent()}
 _ROOT = PathState.ROOT.value
@@ -212,6 +214,8 @@ def _event_fields(event: Event) -> tuple[EventCode, int]:
             return EventCode.EOI, 0
         case TprEvent():
             return EventCode.TPR, event.value
+        case StiEvent():
+            return EventCode.STI, 0
         case VmEntryEvent():
             return EventCode.VM_ENTRY, 0
         case L2EoiEvent():

@@ -298,23 +298,29 @@ def _d10(ctx: Context) -> bool:
     """KVM handled an interrupt for L1 before L2's recognized virtual interrupt, which the
     hardware delivered first (VID-12), and nothing is lost:
 
-    - both took the same VM exit to L1 and left the same descriptor; on KVM's side L2 still
-      has the recognized virtual interrupt (RVI's class above VPPR's; RVI need not be in
-      VIRR, C9): the hardware's L2 state is KVM's with exactly that delivery done;
+    - both took a VM exit to L1 with the same reason and left the same descriptor; on KVM's
+      side L2 still has the recognized virtual interrupt (RVI's class above VPPR's; RVI need
+      not be in VIRR, C9): the hardware's L2 state is KVM's with exactly that delivery done
+      (the exits' information and L1's APIC are judged on their own: the same, or another
+      finding's difference, D12's taking another L1 interrupt first);
     - or, at a VM entry with the notification pending in L1's IRR, both processed it alike
       (the same L1 state and descriptor); the hardware delivered the entry's RVI first, KVM
       merged PIR first (the VM-Enter check, or ``vmx_check_nested_events()``, before the CPU
       enters vmcs02) and still holds RVI's vector in VIRR; L2 holds or has received the same
       vectors on both sides."""
     hw, sw = ctx.hardware, ctx.software
-    if not (ctx.same_notification_path and hw.pid == sw.pid):
+    if hw.pid != sw.pid:
         return False
-    if sw.vmexit is not None:
+    if sw.vmexit is not None and hw.vmexit is not None:
         v = sw.l2.rvi
+        if hw.vmexit.reason != sw.vmexit.reason:
+            return False
         return (v >> 4 > sw.l2.vppr >> 4
                 and hw.l2.delivered == (*sw.l2.delivered, v)
                 and hw.l2.visr == sw.l2.visr | {v} and hw.l2.virr == sw.l2.virr - {v}
                 and hw.l2.svi == v)
+    if not ctx.same_notification_path:
+        return False
     v = ctx.rvi_before
     return (_entry_rvi_first(ctx) and v in ctx.virr_before and v in sw.l2.virr
             and _l2_vectors(hw) == _l2_vectors(sw))
@@ -541,7 +547,8 @@ DEVIATIONS: tuple[Deviation, ...] = (
             "after L1's interrupt (at L1's next VM entry, or once L2 EOIs the merged vectors), "
             "which is the same as the hardware with the virtual interrupt arriving later "
             "(interrupt arrival times are not architectural). L1 sees the same VM exit with "
-            "the same information. The drain checks that L2 receives the same vectors, in the "
+            "the same information (or the exit of another L1 interrupt that D12 explains). "
+            "The drain checks that L2 receives the same vectors, in the "
             "hardware's order but for the delayed vector, which may come after vectors that "
             "KVM delivered first (l2-virtual-after-notification-at-entry); with RVI not in "
             "VIRR the delayed vector is lost instead, KB10.",

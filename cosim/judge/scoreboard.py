@@ -63,7 +63,7 @@ from cosim.judge.findings import (
     is_known_bug,
 )
 from cosim.scenario.drain import Impossible, SideRun, race_windows
-from cosim.scenario.format import EoiEvent, Event, L2EoiEvent, Scenario
+from cosim.scenario.format import EoiEvent, Event, L2EoiEvent, Scenario, StiEvent
 from cosim.scenario.outcome import Outcome, differences, to_json
 from software_model import KernelVersion
 
@@ -421,10 +421,18 @@ def _delta(hardware, software) -> tuple:
     return hardware, software
 
 
-def _l1_delivered(side: SideRun) -> Counter[int]:
-    """Vectors L1 received: the interruption information of every VM exit that had one."""
-    return Counter(o.vmexit.intr_info & 0xFF for o in side.steps
-                   if o.vmexit is not None and o.vmexit.intr_info & INTR_INFO_VALID)
+def _l1_delivered(scenario: Scenario, side: SideRun) -> Counter[int]:
+    """Vectors L1 received: the interruption information of every VM exit that had one, and
+    the vector each ``sti`` moved into L1's ISR (delivered through L1's IDT)."""
+    got = Counter(o.vmexit.intr_info & 0xFF for o in side.steps
+                  if o.vmexit is not None and o.vmexit.intr_info & INTR_INFO_VALID)
+    events = (*scenario.events[:len(side.outcomes)], *(e for e, _ in side.drain))
+    isr = scenario.l1_apic.isr
+    for event, o in zip(events, side.steps, strict=True):
+        if isinstance(event, StiEvent):
+            got.update(o.l1_apic.isr - isr)
+        isr = o.l1_apic.isr
+    return got
 
 
 def _stuck(outcome: Outcome) -> frozenset[int]:
@@ -450,7 +458,8 @@ def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
         l2 = _unheld(l2, hw, sw)
     if any(l2):
         lost[LOST[0]] = l2
-    l1 = _unheld(_one_sided(_l1_delivered(hardware), _l1_delivered(software)), hw, sw)
+    l1 = _unheld(_one_sided(_l1_delivered(scenario, hardware),
+                                 _l1_delivered(scenario, software)), hw, sw)
     if any(l1):
         lost[LOST[1]] = l1
     if _stuck(hw) != _stuck(sw):

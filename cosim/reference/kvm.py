@@ -33,6 +33,7 @@ from cosim.scenario.format import (
     PostEvent,
     Race,
     Scenario,
+    StiEvent,
     TprEvent,
     VmEntryEvent,
 )
@@ -190,6 +191,8 @@ class KvmReference:
                 environment.eoi(vcpu)
             case TprEvent():
                 environment.tpr(vcpu, event.value)
+            case StiEvent():
+                environment.sti(vcpu)
             case VmEntryEvent():
                 environment.vm_entry(vcpu)
             case L2EoiEvent():
@@ -325,8 +328,10 @@ def run_model(scenario: Scenario, version: KernelVersion, *, until: int | None =
         return done()
     steps: list[tuple[Event, Outcome]] = []
     last = outcomes[-1]
+    controls = scenario.vmcs12
+    nv = controls.posted_intr_nv & 0xFF if controls.process_posted_interrupts else None
     for _ in range(MAX_DRAIN_STEPS):
-        if (drain_event := next_drain_event(last)) is None:
+        if (drain_event := next_drain_event(last, nv)) is None:
             break
         outcome = step(drain_event)
         steps.append((drain_event, outcome))

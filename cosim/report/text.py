@@ -242,8 +242,8 @@ def print_verdict(verdict: Verdict, waves, all_fields: bool, color: bool) -> Non
     if d is not None:
         steps = [" ".join(e.kind for e in s) or "nothing to do"
                  for s in (d.hardware_steps, d.software_steps)]
-        print("-- drain: each side runs to rest as L1 and L2 would (L1 EOIs what is in service "
-              "and re-enters L2; L2 EOIs)")
+        print("-- drain: each side runs to rest as L1 and L2 would (L1 EOIs what is in service, "
+              "takes what its APIC presents and re-enters L2; L2 EOIs)")
         print(f"     hardware: {steps[0]}")
         print(f"     KVM:      {steps[1]}")
         print(header)

@@ -3,12 +3,13 @@ would, so that "KVM does it later" is checked rather than trusted (``docs/archit
 
 The drain is a policy over one side's own outcomes, applied by both sides (the hardware
 testbench and the KVM model) with the same code: while L1 runs, L1 writes EOI for what is in
-service, then re-enters L2 (``vm_entry``); while L2 runs, L2 writes EOI for what is in service
-(``l2_eoi``); it stops when L2 runs with nothing in service, when a VM entry fails, or when a
-step changes nothing (for example a VM entry that exits at once without acknowledging the
-interrupt: a real L1 would then take it with interrupts enabled, which is outside the path
-modelled here). Each side drains from its own state, so a side that exited to L1 where the
-other did not still gets every chance to deliver what it holds.
+service, then takes the interrupt its local APIC presents, if any, through its IDT (``sti``:
+after a VM exit that did not acknowledge it; not L2's notification vector, which L1 leaves to
+the processing at its VM entry), then re-enters L2 (``vm_entry``); while L2 runs,
+L2 writes EOI for what is in service (``l2_eoi``); it stops when L2 runs with nothing in
+service, when a VM entry fails (L1's pending interrupts then stay pending on both sides), or
+when a step changes nothing. Each side drains from its own state, so a side that exited to L1
+where the other did not still gets every chance to deliver what it holds.
 
 :class:`SideRun` is what one side did with a scenario: the outcome after every event, the drain
 steps and where an impossible event stopped the run.
@@ -23,25 +24,41 @@ from cosim.scenario.format import (
     Event,
     L2EoiEvent,
     Scenario,
+    StiEvent,
     VmEntryEvent,
 )
 from cosim.scenario.outcome import Outcome, to_json
 
 __all__ = ["AFTER", "BEFORE", "DURING", "MAX_DRAIN_STEPS", "RACE_WINDOWS", "Impossible", "SideRun",
-           "event_from_dict", "next_drain_event", "race_windows", "settled"]
+           "event_from_dict", "next_drain_event", "presents_interrupt", "race_windows", "settled"]
 
 #: A bound on the drain: each L1 round (EOI, VM entry, VM exit) consumes one pending vector,
 #: so a side still changing after this many steps is stuck.
 MAX_DRAIN_STEPS = 512
 
 
-def next_drain_event(last: Outcome) -> Event | None:
-    """The next thing a real L1 or L2 does to bring the system to rest, or None at rest."""
+def presents_interrupt(outcome: Outcome) -> bool:
+    """L1's local APIC presents an interrupt: the highest IRR vector's class is above the PPR
+    class (APIC-8, SDM 10.8.3.1); L1 takes it when it enables interrupts."""
+    irr = outcome.l1_apic.irr
+    return bool(irr) and max(irr) >> 4 > outcome.l1_apic.ppr >> 4
+
+
+def next_drain_event(last: Outcome, notification: int | None = None) -> Event | None:
+    """The next thing a real L1 or L2 does to bring the system to rest, or None at rest.
+
+    ``notification`` is L2's notification vector when posted interrupts are on: L1 leaves it
+    pending for the posted-interrupt processing of its next VM entry rather than taking it
+    through its IDT (a real L1 hypervisor would then merge PIR into L2's VIRR in software,
+    which is not modelled), so the drain takes an L1 interrupt only while NV is not the one
+    presented."""
     if last.mode == L1:
         if last.l1_apic.isr:
             return EoiEvent()
         if last.vmentry_error is not None:
             return None  # the same vmcs12 fails the same checks again
+        if presents_interrupt(last) and max(last.l1_apic.irr) != notification:
+            return StiEvent()
         return VmEntryEvent()
     if last.l2.visr:
         return L2EoiEvent()

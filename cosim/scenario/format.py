@@ -49,6 +49,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "TprEvent",
+    "StiEvent",
     "VmEntryEvent",
     "Vmcs12Controls",
     "load_scenario",
@@ -282,6 +283,17 @@ class TprEvent(BaseEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class StiEvent(BaseEvent):
+    """L1 opens an interrupt window (STI, an instruction, CLI): the highest-priority interrupt
+    its local APIC presents (class above PPR), if any, is acknowledged and vectored through
+    L1's IDT (IRR to ISR); its handler runs with interrupts disabled again (an interrupt
+    gate). Between these events L1 runs with RFLAGS.IF = 0."""
+
+    kind: ClassVar[str] = "sti"
+    modes: ClassVar[tuple[str, ...]] = (L1,)
+
+
+@dataclass(frozen=True, kw_only=True)
 class VmEntryEvent(BaseEvent):
     """L1 enters L2 with the current vmcs12 (the VM-entry checks run here)."""
 
@@ -308,10 +320,11 @@ class L2TprEvent(BaseEvent):
 
 #: Every event kind. A new kind goes here; code that dispatches on events uses ``match`` with
 #: ``assert_never`` in the last case, so mypy flags every place that forgets it.
-Event = (InterruptEvent | PostEvent | EoiEvent | TprEvent | VmEntryEvent | L2EoiEvent
-         | L2TprEvent)
+Event = (InterruptEvent | PostEvent | EoiEvent | TprEvent | StiEvent | VmEntryEvent
+         | L2EoiEvent | L2TprEvent)
 EVENT_KINDS: dict[str, type[Event]] = {cls.kind: cls for cls in (
-    InterruptEvent, PostEvent, EoiEvent, TprEvent, VmEntryEvent, L2EoiEvent, L2TprEvent)}
+    InterruptEvent, PostEvent, EoiEvent, TprEvent, StiEvent, VmEntryEvent, L2EoiEvent,
+    L2TprEvent)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -632,8 +645,8 @@ def _parse_events(c: _Checker, data: dict) -> tuple[Event, ...]:
 
 _MODE_NAMES = {L1: "L1", L2: "L2"}
 _MODE_HINTS = {
-    L1: "an L1 APIC write or VMLAUNCH happens only after a VM exit to L1 (or with start = "
-        "\"l1\")",
+    L1: "L1's APIC writes, interrupt windows and VMLAUNCH happen only after a VM exit to L1 "
+        "(or with start = \"l1\")",
     L2: "L2's own writes happen only after a successful vm_entry (or with start = \"l2\")",
 }
 
