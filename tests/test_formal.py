@@ -78,8 +78,8 @@ def test_the_nv_decision_is_proved(tmp_path):
     iff the acknowledged vector is NV[7:0]; otherwise exit 1 with 0x80000000 | vector."""
     result = run_proof(NV, tmp_path)
     assert (result.status, result.failed, result.unreached) == ("proved", (), ())
-    assert result.clauses == ("EXT-1", "EXT-2", "EXT-3", "EXT-4", "EXT-5", "EXT-6", "PI-2",
-                              "PI-3", "PI-4", "PI-5", "PI-11", "PI-16")
+    assert result.clauses == ("APIC-9", "EXT-1", "EXT-2", "EXT-3", "EXT-4", "EXT-5", "EXT-6",
+                              "PI-2", "PI-3", "PI-4", "PI-5", "PI-11", "PI-16")
 
 
 def test_the_nv_decision_fails_when_nv_is_compared_without_the_ack(tmp_path):
