@@ -25,7 +25,7 @@ import random
 from dataclasses import dataclass, replace
 
 from cosim.reference.kvm import KvmReference
-from cosim.scenario.drain import presents_interrupt
+from cosim.scenario.drain import presented_vector
 from cosim.scenario.format import (
     L1,
     ROUTES,
@@ -154,7 +154,7 @@ def _event(rng: random.Random, palette: _Palette, mode: str, now: Outcome | None
     weights: list[tuple[float, str]] = [(5, "interrupt"), (1.2, "post")]
     if mode == L1:
         weights += [(3 if now is not None and now.l1_apic.isr else 0.4, "eoi"), (0.8, "tpr"),
-                    (2 if now is not None and presents_interrupt(now) else 0.3, "sti"),
+                    (2 if now is not None and presented_vector(now) is not None else 0.3, "sti"),
                     (3, "vm_entry")]
     else:
         weights += [(2 if now is not None and now.l2.visr else 0.3, "l2_eoi"), (0.8, "l2_tpr")]

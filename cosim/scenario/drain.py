@@ -30,18 +30,19 @@ from cosim.scenario.format import (
 from cosim.scenario.outcome import Outcome, to_json
 
 __all__ = ["AFTER", "BEFORE", "DURING", "MAX_DRAIN_STEPS", "RACE_WINDOWS", "Impossible", "SideRun",
-           "event_from_dict", "next_drain_event", "presents_interrupt", "race_windows", "settled"]
+           "event_from_dict", "next_drain_event", "presented_vector", "race_windows", "settled"]
 
 #: A bound on the drain: each L1 round (EOI, VM entry, VM exit) consumes one pending vector,
 #: so a side still changing after this many steps is stuck.
 MAX_DRAIN_STEPS = 512
 
 
-def presents_interrupt(outcome: Outcome) -> bool:
-    """L1's local APIC presents an interrupt: the highest IRR vector's class is above the PPR
-    class (APIC-8, SDM 10.8.3.1); L1 takes it when it enables interrupts."""
-    irr = outcome.l1_apic.irr
-    return bool(irr) and max(irr) >> 4 > outcome.l1_apic.ppr >> 4
+def presented_vector(outcome: Outcome) -> int | None:
+    """The interrupt L1's local APIC presents: the highest IRR vector, if its class is above
+    the PPR class (APIC-8, SDM 10.8.3.1), else None; L1 takes it when it enables
+    interrupts."""
+    top = max(outcome.l1_apic.irr, default=-1)
+    return top if top >> 4 > outcome.l1_apic.ppr >> 4 else None
 
 
 def next_drain_event(last: Outcome, notification: int | None = None) -> Event | None:
@@ -57,7 +58,7 @@ def next_drain_event(last: Outcome, notification: int | None = None) -> Event | 
             return EoiEvent()
         if last.vmentry_error is not None:
             return None  # the same vmcs12 fails the same checks again
-        if presents_interrupt(last) and max(last.l1_apic.irr) != notification:
+        if presented_vector(last) not in (None, notification):
             return StiEvent()
         return VmEntryEvent()
     if last.l2.visr:
