@@ -80,7 +80,8 @@ MISSES = {
     "nv-while-in-l0-race-after": {v: ["l1_apic.irr"] for v in KernelVersion},  # KB7
     "l2-virtual-recognized-at-reentry-then-tpr": {v: ["l2.visr"] for v in KernelVersion},
     "seed-then-more-l1-interrupts": {PRE: ["l1_apic.irr", "l1_apic.isr", "pid.on"]},  # KB1
-    "unexplained-pir-left-after-d12": {v: ["l1_apic.irr"] for v in KernelVersion},  # D12
+    "d12-nv-first-race-harvested-later": {v: ["l1_apic.irr"] for v in KernelVersion},  # D12
+    "d12-nv-first-later-post-harvested": {v: ["l1_apic.irr"] for v in KernelVersion},  # D12
 }
 
 

@@ -9,7 +9,7 @@ import pytest
 from cosim.hardware.backends import simulate
 from cosim.hardware.testbench import Job
 from cosim.judge.scoreboard import compare
-from cosim.reference.kvm import run_model
+from cosim.reference.kvm import run_beside, run_model
 from cosim.scenario.drain import SideRun, next_drain_event, settled
 from cosim.scenario.format import EoiEvent, L2EoiEvent, StiEvent, VmEntryEvent, load_scenario
 from cosim.scenario.outcome import L1ApicOutcome, L2Outcome, Outcome, PidOutcome, VmExit
@@ -99,3 +99,33 @@ def test_a_drain_that_never_settles_is_a_divergence():
     stuck = replace(side, drain_settled=False)
     verdict = compare(scenario, POST, "model", 0, side, stuck)
     assert verdict.divergent == ("drain.settled",) and not verdict.agree
+
+
+@pytest.mark.parametrize("tamper,unexplained", [
+    # KVM delivers the harvested post twice: the loss check admits 0x52, the residue (which
+    # takes one delivery of it off KVM's side) does not, nor D12's descriptor difference
+    (lambda f: replace(f, l2=replace(f.l2, delivered=(0x52, 0x52))),
+     {"l2.delivered", "pid.pir", "pid.on"}),
+    # KVM delivers a vector nobody posted after the hardware's processing
+    (lambda f: replace(f, l2=replace(f.l2, delivered=(0x52, 0x77))),
+     {"lost.l2_delivered", "pid.pir", "pid.on"}),
+    # KVM's descriptor differs in more than the harvested post (SN)
+    (lambda f: replace(f, pid=replace(f.pid, sn=True)),
+     {"lost.l2_delivered", "lost.pid_stuck", "pid.pir", "pid.on", "pid.sn"}),
+], ids=["twice", "not-posted", "sn"])
+def test_posts_harvested_later_are_d12_only_in_its_shape(tamper, unexplained):
+    """D12 with NV first: KVM's later processing harvests a post the hardware's processing
+    missed (the hardware holds it in PIR with ON = 1, its notification owed). The judge
+    names D12 for exactly that shape; a delivery too many, a vector not posted after the
+    hardware's processing, or another descriptor difference stays unexplained."""
+    scenario = load_scenario(SCENARIOS / "d12-nv-first-race-harvested-later.toml")
+    (run,) = simulate([Job(scenario)], "amaranth")
+    kvm = run_beside(scenario, POST, run.side).side
+    verdict = compare(scenario, POST, "amaranth", 0, run.side, kvm)
+    assert verdict.deviations == ("D12",) and verdict.agree
+    assert dict(verdict.drain.classes)["lost.pid_stuck"] == "D12"
+    assert kvm.final.l2.delivered == (0x52,) and run.side.final.pid.pir == {0x52}
+    lying = replace(kvm, drain=kvm.drain[:-1] + ((kvm.drain[-1][0], tamper(kvm.final)),))
+    verdict = compare(scenario, POST, "amaranth", 0, run.side, lying)
+    assert verdict.deviations == ("D12",)
+    assert set(verdict.divergent) == unexplained and not verdict.agree

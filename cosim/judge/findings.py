@@ -123,10 +123,10 @@ class Context:
         harvested PIR (``before`` and ``during`` windows): part of what the processing saw."""
         return frozenset(r.vector for r, w in zip(self.scenario.races, self.windows,
                                                   strict=False)
-                         if r.event in self._merged and w != "after")
+                         if r.event in self.merged_events and w != "after")
 
     @property
-    def _merged(self) -> frozenset[int]:
+    def merged_events(self) -> frozenset[int]:
         """The events this comparison stands for: this one, and the next when KVM took its
         in-L0 interrupt in this event's exit."""
         return frozenset({self.index} | ({self.index + 1} if self.index + 1 in self.early
@@ -139,7 +139,7 @@ class Context:
         processing saw."""
         return frozenset(r.vector for r, w in zip(self.scenario.races, self.windows,
                                                   strict=False)
-                         if r.event in self._merged and w == "after")
+                         if r.event in self.merged_events and w == "after")
 
     @property
     def on_before(self) -> bool:
@@ -204,6 +204,9 @@ class DrainContext:
     vectors: tuple[tuple[str, frozenset[int]], ...] = ()
     #: vectors whose two arrivals KVM took once (D12), so delivered once fewer there
     coalesced: frozenset[int] = frozenset()
+    #: vectors other agents posted after the hardware's processing of a notification that
+    #: KVM processes later (D12), so harvested on KVM's side only (``Deviation.harvests``)
+    harvested: frozenset[int] = frozenset()
 
     def vectors_of(self, finding_id: str) -> frozenset[int]:
         return dict(self.vectors).get(finding_id, frozenset())
@@ -247,16 +250,25 @@ class Deviation(Finding):
 
     why: str = ""
     residue: frozenset[str] = frozenset()
-    residue_predicate: Callable[[DrainContext], bool] | None = None
-    #: vectors of which KVM took two arrivals as one (one IRR request): the only way a
-    #: deviation may account for a delivery fewer at rest (``coalesced`` at the drain)
+    residue_predicate: Callable[[DrainContext, str], bool] | None = None
+    #: vectors of which KVM took two arrivals as one (one IRR request): one of the two ways
+    #: a deviation may account for a lost-interrupt difference at rest (``coalesced``)
     coalesces: Callable[[Context], frozenset[int]] | None = None
+    #: vectors another agent posted after the hardware's processing of a notification that
+    #: KVM processes later: the other way (``harvested`` at the drain). The hardware holds
+    #: them in PIR with ON = 1, which the post turned from 0 to 1 (processing clears ON
+    #: first, PI-3), so their sender owes the notification that harvests them (PI-1, the
+    #: posting protocol; the testbench's racing agent writes the descriptor only); KVM's
+    #: later processing harvests them with no notification needed
+    harvests: Callable[[Context], frozenset[int]] | None = None
 
     def explains_residue(self, ctx: DrainContext, differing: set[str]) -> set[str]:
-        claimed = differing & self.residue
-        if claimed and self.residue_predicate is not None and self.residue_predicate(ctx):
-            return claimed
-        return set()
+        """The fields of ``differing`` at rest that this deviation's residue explains (the
+        predicate sees each field: a deviation may leave one field different only in a
+        shape it checks there)."""
+        if self.residue_predicate is None:
+            return set()
+        return {name for name in differing & self.residue if self.residue_predicate(ctx, name)}
 
 
 @dataclass(frozen=True)
@@ -287,7 +299,7 @@ def _d2(ctx: Context) -> bool:
             and not hw.pid.pir and hw.l2.virr == sw.l2.virr | {0})
 
 
-def _d2_residue(ctx: DrainContext) -> bool:
+def _d2_residue(ctx: DrainContext, name: str) -> bool:
     """At rest, only bit 0 sits in KVM's PIR and in the hardware's VIRR instead."""
     hw, sw = ctx.hardware, ctx.software
     return (sw.pid.pir - hw.pid.pir == {0} and hw.pid.pir == sw.pid.pir - {0}
@@ -431,6 +443,20 @@ def _d12_coalesced(ctx: Context) -> frozenset[int]:
     return frozenset({pair[0]}) if pair is not None and pair[0] == pair[1] else frozenset()
 
 
+def _d12_harvested(ctx: Context) -> frozenset[int]:
+    """With NV the earlier arrival, what is posted after the hardware's processing of it: the
+    posts landing after it in this event (``after`` window) and every later post (``post``
+    events, races). KVM, holding NV pending, may harvest them at its later processing; the
+    hardware's own later processing, if any, harvests them too (then nothing differs)."""
+    pair = _together(ctx)
+    if pair is None or pair[0] != ctx.nv:
+        return frozenset()
+    last = max(ctx.merged_events)
+    later = ctx.scenario.events[last + 1:]
+    return ctx.raced_after | frozenset(e.vector for e in later if isinstance(e, PostEvent)) \
+        | frozenset(r.vector for r in ctx.scenario.races if r.event > last)
+
+
 def held_behind(outcome: Outcome, vectors: frozenset[int]) -> frozenset[int]:
     """L1's pending vectors that one of ``vectors`` in service holds back (class at or below
     the in-service vector's): pending, not lost, until L1 EOIs it."""
@@ -440,16 +466,26 @@ def held_behind(outcome: Outcome, vectors: frozenset[int]) -> frozenset[int]:
     return frozenset(v for v in outcome.l1_apic.irr if v >> 4 <= top >> 4)
 
 
-def _d12_residue(ctx: DrainContext) -> bool:
+def _d12_residue(ctx: DrainContext, name: str) -> bool:
     """At rest only D12's vectors differ (and, in L1's IRR, vectors that one of them in
     service holds back): in L1's IRR/ISR, and in L2's deliveries, where KVM's are the
     hardware's with the earlier arrival taken later, or missing where KVM still holds it
-    pending in L1's IRR or took the two arrivals of one vector once."""
+    pending in L1's IRR or took the two arrivals of one vector once. With NV the earlier
+    arrival, posts that landed after the hardware's processing of it may be in the
+    hardware's PIR (ON = 1, their notification owed) and delivered once more on KVM's side,
+    whose later processing harvested them; nothing else of the descriptor may differ."""
     hw, sw, mine = ctx.hardware, ctx.software, ctx.vectors_of("D12")
     held = held_behind(hw, mine) | held_behind(sw, mine)
     if not ((hw.l1_apic.irr ^ sw.l1_apic.irr) | (hw.l1_apic.isr ^ sw.l1_apic.isr)) <= mine | held:
         return False
+    owed = owed_posts(ctx)
+    if name in PID and not owed:  # no other descriptor difference is D12's
+        return False
     hws, sws = list(hw.l2.delivered), list(sw.l2.delivered)
+    for v in sorted(owed):  # KVM's last delivery of each, harvested by its later processing
+        if sws.count(v) != hws.count(v) + 1:
+            return False
+        del sws[len(sws) - 1 - sws[::-1].index(v)]
     for v in sorted(mine):
         extra = hws.count(v) - sws.count(v)
         # the last deliveries of v on one side, held in L1's IRR on the other (or collapsed)
@@ -458,6 +494,17 @@ def _d12_residue(ctx: DrainContext) -> bool:
             for _ in range(abs(extra)):
                 del one[len(one) - 1 - one[::-1].index(v)]
     return _moved_later(tuple(hws), tuple(sws), mine)
+
+
+def owed_posts(ctx: DrainContext) -> frozenset[int]:
+    """The posts D12 let KVM harvest (``harvested``) that the hardware holds in PIR with
+    ON = 1, their notification owed, if that is the descriptors' only difference: KVM's is
+    the hardware's with them harvested (ON cleared unless other bits are left)."""
+    hw, sw = ctx.hardware.pid, ctx.software.pid
+    owed = (hw.pir - sw.pir) & ctx.harvested
+    if not (owed and hw.on and sw.pir == hw.pir - owed and sw.sn == hw.sn):
+        return frozenset()
+    return owed
 
 
 def _entry_rvi_first(ctx: Context) -> bool:
@@ -500,11 +547,11 @@ def _moved_later(hardware: tuple[int, ...], software: tuple[int, ...],
                for h, s in zip(positions(hardware, m), positions(software, m), strict=True))
 
 
-def _delayed(finding_id: str, *, on_kvm: bool) -> Callable[[DrainContext], bool]:
+def _delayed(finding_id: str, *, on_kvm: bool) -> Callable[[DrainContext, str], bool]:
     """The residue of a finding that changes only when some vectors are delivered: at rest L2
     has received the same vectors, one side's order being the other's with the finding's
     vectors taken later (KVM's, ``on_kvm``, or the hardware's)."""
-    def residue(ctx: DrainContext) -> bool:
+    def residue(ctx: DrainContext, name: str) -> bool:
         early, late = ctx.hardware.l2.delivered, ctx.software.l2.delivered
         if not on_kvm:
             early, late = late, early
@@ -596,9 +643,15 @@ DEVIATIONS: tuple[Deviation, ...] = (
             "judge checks exactly that shape at the event, and at rest that only these two "
             "vectors differ: the earlier arrival delivered later, or still pending in L1's "
             "IRR (held by L1's PPR, not lost), or delivered once for the two arrivals of one "
-            "vector.",
-        residue=L1_APIC | frozenset({"l2.delivered"}), residue_predicate=_d12_residue,
-        coalesces=_d12_coalesced)
+            "vector. With NV the earlier arrival, KVM's processing of it comes later too, so "
+            "posts landing between the hardware's processing and KVM's are harvested on KVM's "
+            "side only: the hardware with both arriving at once does the same, and the "
+            "hardware's PIR holds them with ON = 1, which a post after a processing turns from "
+            "0 to 1, so their notification is owed (the testbench's other agents write the "
+            "descriptor only); the judge admits exactly those vectors, each delivered once "
+            "more by KVM, and no other descriptor difference.",
+        residue=L1_APIC | PID | frozenset({"l2.delivered"}), residue_predicate=_d12_residue,
+        coalesces=_d12_coalesced, harvests=_d12_harvested)
 )
 
 

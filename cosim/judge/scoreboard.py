@@ -61,6 +61,7 @@ from cosim.judge.findings import (
     by_id,
     held_behind,
     is_known_bug,
+    owed_posts,
 )
 from cosim.scenario.drain import Impossible, SideRun, race_windows
 from cosim.scenario.format import EoiEvent, Event, L2EoiEvent, Scenario, StiEvent
@@ -218,6 +219,7 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
     bug_vectors: dict[str, frozenset[int]] = {}  # known bugs hit so far -> their vectors
     deviation_vectors: dict[str, frozenset[int]] = {}  # deviations hit so far -> theirs
     coalesced: set[tuple[str, int]] = set()  # (deviation, vector): two arrivals taken as one
+    harvested: set[tuple[str, int]] = set()  # (deviation, vector): posts KVM harvests later
     last_finding: str | None = None  # the last known bug, or deviation, that showed
     applied = scenario.events[:len(hardware.outcomes)]  # all, unless an event was impossible
     aligned = _aligned(hardware, software)
@@ -251,6 +253,8 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
                 _note(deviation_vectors, deviation.id, deviation.vectors(ctx))
                 if deviation.coalesces is not None:
                     coalesced |= {(deviation.id, v) for v in deviation.coalesces(ctx)}
+                if deviation.harvests is not None:
+                    harvested |= {(deviation.id, v) for v in deviation.harvests(ctx)}
                 last_finding = deviation.id
             for name in explained:
                 classes[name] = deviation.id
@@ -291,7 +295,7 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
         hit = {c for r in results for _, c in r.classes if c is not None} | set(deviation_vectors)
         drain = _judge_rest(scenario, hardware, software, bug_vectors,
                             [by_id(i) for i in sorted(hit) if not is_known_bug(i)],
-                            deviation_vectors, frozenset(coalesced))
+                            deviation_vectors, frozenset(coalesced), frozenset(harvested))
     mismatches = None
     if scenario.expect is not None and hardware.outcomes:
         mismatches = tuple(scenario.expect.mismatches(hardware.outcomes[-1]))
@@ -450,7 +454,8 @@ def _one_sided(hw: Counter[int], sw: Counter[int]) -> tuple[frozenset[int], froz
 def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
                 bug_vectors: dict[str, frozenset[int]],
                 deviations: list, deviation_vectors: dict[str, frozenset[int]],
-                coalesced: frozenset[tuple[str, int]] = frozenset()) -> DrainResult:
+                coalesced: frozenset[tuple[str, int]] = frozenset(),
+                harvested: frozenset[tuple[str, int]] = frozenset()) -> DrainResult:
     hw, sw = hardware.final, software.final
     lost: dict[str, tuple[frozenset[int], frozenset[int]]] = {}
     l2 = _one_sided(Counter(hw.l2.delivered), Counter(sw.l2.delivered))
@@ -464,19 +469,24 @@ def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
         lost[LOST[1]] = l1
     if _stuck(hw) != _stuck(sw):
         lost[LOST[2]] = (_stuck(hw) - _stuck(sw), _stuck(sw) - _stuck(hw))
-    fields = [d for d in differences(hw, sw)
-              if not d.startswith("vmexit") and d != "vmentry_error"
-              and not (d == "l2.delivered" and any(l2))]
     classes: dict[str, str | None] = {}
     if not hardware.drain_settled or not software.drain_settled:
         classes["drain.settled"] = None
-    merged = {v for _, v in coalesced}
+    ctx = DrainContext(scenario, hw, sw, (), tuple(sorted(deviation_vectors.items())),
+                       frozenset(v for _, v in coalesced), frozenset(v for _, v in harvested))
+    owed = owed_posts(ctx)
     for check, (hw_only, sw_only) in lost.items():
-        classes[check] = _bug_covering(hw_only | sw_only, bug_vectors)
-        if classes[check] is None and check != LOST[2] and not sw_only and hw_only <= merged:
-            classes[check] = min(d for d, v in coalesced if v in hw_only)
-    ctx = DrainContext(scenario, hw, sw, tuple(fields),
-                       tuple(sorted(deviation_vectors.items())), frozenset(merged))
+        classes[check] = (_bug_covering(hw_only | sw_only, bug_vectors)
+                          or _lost_by_deviation(check, hw_only, sw_only, coalesced,
+                                                {(d, v) for d, v in harvested if v in owed}))
+    # L2's deliveries with a vector lost are that loss, unless a deviation accounts for it:
+    # then its residue must account for the order of the rest too
+    lost_l2 = classes.get(LOST[0], "") or ""
+    fields = tuple(d for d in differences(hw, sw)
+                   if not d.startswith("vmexit") and d != "vmentry_error"
+                   and not (d == "l2.delivered" and LOST[0] in lost
+                            and (not lost_l2 or is_known_bug(lost_l2))))
+    ctx = replace(ctx, differences=fields)
     for name in fields:
         classes[name] = _explain_residue(name, hw, sw, ctx, bug_vectors, deviations)
     return DrainResult(
@@ -485,6 +495,27 @@ def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
         software_steps=tuple(e for e, _ in software.drain),
         hardware=hw, software=sw, lost=tuple(lost.items()),
         settled=(hardware.drain_settled, software.drain_settled))
+
+
+def _lost_by_deviation(check: str, hw_only: frozenset[int], sw_only: frozenset[int],
+                       coalesced: frozenset[tuple[str, int]],
+                       owed: set[tuple[str, int]]) -> str | None:
+    """The deviation that accounts for a lost-interrupt difference, or None. A deviation
+    loses no interrupt, so there are two ways only: a delivery fewer on KVM's side of a
+    vector whose two arrivals KVM took as one IRR request (``coalesced``), and posts that
+    KVM's later processing harvested while the hardware holds them in PIR with ON = 1 for
+    the notification their sender owes (``owed``: delivered, and not stuck, on KVM's side
+    only)."""
+    merged, later = {v for _, v in coalesced}, {v for _, v in owed}
+    if check == LOST[2]:
+        ok = not sw_only and hw_only <= later
+    elif check == LOST[0]:
+        ok = hw_only <= merged and sw_only <= later
+    else:
+        ok = not sw_only and hw_only <= merged
+    if not ok:
+        return None
+    return min(d for d, v in coalesced | owed if v in hw_only | sw_only)
 
 
 def _unheld(one_sided: tuple[frozenset[int], frozenset[int]], hw: Outcome,
