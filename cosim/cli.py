@@ -384,6 +384,13 @@ def _formal(args) -> int:
     proved = [c for c, e in clauses.items() if e["status"] == "proved"]
     print(f"clauses proved: {len(proved)} of {len(clauses)} in {CATALOGUE.name}: "
           f"{', '.join(proved)}", flush=True)
+    for clause, entry in clauses.items():  # what signoff must read: each gap and its reason
+        if entry["status"] != "proved":
+            reason = entry.get("out_of_scope", "no proof and no written reason")
+            print(f"  {clause} not proved: {reason}", flush=True)
+        if "not_modelled" in entry:
+            print(f"  {clause} proved but for a part not modelled: {entry['not_modelled']}",
+                  flush=True)
     (args.out / "formal.json").write_text(json.dumps(
         {"proofs": [r.to_json() for r in results], "clauses": clauses}, indent=2) + "\n")
     return EXIT_OK if all(r.status == "proved" for r in results) else EXIT_DIVERGENCE

@@ -217,6 +217,48 @@ class InterruptPathProperties(Elaboratable):
             Cover(root & dut.sti & lapic.intr, "cover_APIC_9_l1_takes_its_interrupt"),
         ]
 
+        # --- VID-12: virtual-interrupt delivery ranks above external-interrupt VM exits. In
+        # a cycle where L2's virtual APIC can deliver, the local APIC is not acknowledged and
+        # no VM exit follows; with no virtual-APIC operation in that cycle (an L2 EOI or TPR
+        # write, which come first) the virtual interrupt is delivered at that edge. (Below
+        # NMI: the RTL has no NMI, docs/clauses.toml.) ---------------------------------------
+        first = running & vapic.deliverable
+        operation = vapic.eoi | vapic.tpr_write.valid | vapic.vm_entry | vapic.merge.valid
+        was_first = Signal()  # at the last edge a virtual interrupt could be delivered
+        was_free = Signal()  # ... and the virtual APIC had no operation
+        was_rvi = Signal(8)
+        m.d.sync += [was_first.eq(first), was_free.eq(first & ~operation),
+                     was_rvi.eq(vapic.status.rvi)]
+        m.d.comb += [
+            Assert(~first | ~lapic.inta.valid,
+                   "VID_12_no_inta_while_a_virtual_interrupt_is_deliverable"),
+            Assert(~(past_valid & was_first) | ~dut.vmexit,
+                   "VID_12_no_vm_exit_while_a_virtual_interrupt_is_deliverable"),
+            Assert(~(past_valid & was_free) | (dut.delivered.valid
+                                               & (dut.delivered.vector == was_rvi)),
+                   "VID_12_the_virtual_interrupt_is_delivered_first"),
+            Cover(past_valid & was_free & lapic.intr & pin.ext_intr_exiting,
+                  "cover_VID_12_virtual_interrupt_before_a_pending_external_one"),
+        ]
+
+        # --- VID-11: a VM exit stores RVI and SVI back and the next VM entry loads them: the
+        # virtual APIC's state is L2's and stays as it is while L1 runs (the scenario's L1
+        # changes it only through the preload, a VMM's write to the page and the VMCS) -----
+        was_root = Signal()  # at the last edge L1 ran
+        was_operation = Signal()  # at the last edge the virtual APIC had an operation
+        virr1, visr1 = Signal.like(vapic.virr), Signal.like(vapic.visr)
+        status1 = Signal.like(vapic.status)
+        m.d.sync += [was_root.eq(root), was_operation.eq(operation),
+                     virr1.eq(vapic.virr), visr1.eq(vapic.visr), status1.eq(vapic.status)]
+        m.d.comb += [
+            Assert(~(past_valid & (was_root | (dut.vmexit & ~was_operation)))
+                   | ((vapic.virr == virr1) & (vapic.visr == visr1)
+                      & (vapic.status.as_value() == status1.as_value())),
+                   "VID_11_rvi_svi_virr_visr_are_kept_from_exit_to_entry"),
+            Cover(past_valid & dut.vmexit & (status1.as_value() != 0),
+                  "cover_VID_11_exit_with_rvi_and_svi"),
+        ]
+
         m.d.comb += [
             Cover(past_valid & decided & matched, "cover_PI_5_nv_acknowledged"),
             Cover(past_valid & decided & ~matched, "cover_PI_4_other_vector_acknowledged"),

@@ -142,11 +142,21 @@ class VirtualInterruptProperties(Elaboratable):
                            "VID_10_rvi_is_the_maximum"),
                     Assert(v.recognized == recognizable, "VID_4_10_evaluation"),
                 ]
-            with m.If(was["entry"] & was["vid"]):  # VM entry: PPR virtualization, evaluation
-                m.d.comb += [
-                    Assert(v.vppr == _ppr(before["vtpr"], svi), "VID_3_entry_ppr_virtualization"),
-                    Assert(v.recognized == recognizable, "VID_4_5_evaluation_at_vm_entry"),
-                ]
+            with m.If(was["entry"]):  # VID-11: VM entry loads RVI and SVI as the VMCS holds
+                # them (``status``) and, with VID, runs PPR virtualization and evaluates
+                m.d.comb += Assert((v.virr == before["virr"]) & (v.visr == before["visr"])
+                                   & (rvi == was_rvi) & (svi == was_svi),
+                                   "VID_11_entry_loads_rvi_svi_virr_visr_unchanged")
+                with m.If(was["vid"]):
+                    m.d.comb += [
+                        Assert(v.vppr == _ppr(before["vtpr"], svi),
+                               "VID_3_11_entry_ppr_virtualization"),
+                        Assert(v.recognized == recognizable, "VID_4_5_11_evaluation_at_vm_entry"),
+                    ]
+                with m.Elif(~was["evaluate"]):  # (step 7's evaluation is its own trigger)
+                    m.d.comb += Assert((v.vppr == before["vppr"])
+                                       & (v.recognized == before["recognized"]),
+                                       "VID_11_entry_without_vid_evaluates_nothing")
             with m.If(was["merge"]):  # posted-interrupt steps 5-7
                 m.d.comb += [
                     Assert(v.virr == (before["virr"] | merge_bits), "VID_5_merge_ors_virr"),
@@ -164,6 +174,8 @@ class VirtualInterruptProperties(Elaboratable):
             Cover(past & was["tpr"] & ~was["vid"] & v.tpr_below_threshold,
                   "cover_VID_9_threshold_exit"),
             Cover(past & was["self_ipi"] & v.recognized, "cover_VID_10_self_ipi_recognized"),
+            Cover(past & was["entry"] & was["vid"] & v.recognized & (svi != 0),
+                  "cover_VID_11_entry_recognizes"),
             Cover(past & was["merge"] & was["evaluate"] & v.recognized,
                   "cover_VID_5_posted_interrupt_recognized"),
         ]

@@ -35,11 +35,22 @@ DESIGN_MUTANTS: dict[str, DesignMutant] = {
         "nv_match.eq(ppi & (lapic.irr[0:8] == self.posted_intr_nv[0:8]))",
         "step 2 compares NV with the low byte of the IRR instead of the vector the INTA "
         "returned (PI-2, PI-3)"),
+    "external_interrupt_before_virtual": DesignMutant(
+        "rtl.top", "InterruptPath", "elaborate",
+        "take.eq((self.state == PathState.NON_ROOT) & lapic.intr & ~vapic.deliverable)",
+        "take.eq((self.state == PathState.NON_ROOT) & lapic.intr)",
+        "an external interrupt is taken (a VM exit, or posted-interrupt processing) while a "
+        "virtual interrupt is deliverable, which must go first (VID-12)"),
     "pir_read_before_on_is_cleared": DesignMutant(
         "rtl.posted_interrupt", "PostedInterruptUnit", "elaborate",
         "self.state.eq(PiState.CLEAR_ON),",
         "self.state.eq(PiState.EOI),",
         "a run skips step 3: PIR is read and cleared while ON is still 1 (PI-6, PI-10)"),
+    "step_3_clears_sn_too": DesignMutant(
+        "rtl.posted_interrupt", "PostedInterruptUnit", "elaborate",
+        "self.mem.data.eq(CLEAR_ON_MASK),",
+        "self.mem.data.eq(CLEAR_ON_MASK & ~2),",
+        "step 3's AND clears descriptor bit 257 (SN) along with bit 256 (ON) (PI-1)"),
     "eoi_exit_checks_the_new_svi": DesignMutant(
         "rtl.virtual_interrupt", "VirtualInterrupt", "elaborate",
         "with m.If(self.eoi_exit_bitmap.bit_select(svi, 1)):",
