@@ -129,3 +129,23 @@ def test_posts_harvested_later_are_d12_only_in_its_shape(tamper, unexplained):
     verdict = compare(scenario, POST, "amaranth", 0, run.side, lying)
     assert verdict.deviations == ("D12",)
     assert set(verdict.divergent) == unexplained and not verdict.agree
+
+
+def test_kb2_on_kvm_side_alone_needs_a_notification_that_goes_nowhere():
+    """KB2's one-sided signature (judged in drain steps the hardware did not take): at a VM
+    entry NV leaves L1's IRR, KVM exits for another vector and the descriptor is untouched.
+    If the descriptor was processed, or the exit reports NV, some CPU could do the same:
+    no signature."""
+    from cosim.judge.findings import by_id
+
+    scenario = load_scenario(SCENARIOS / "kb2-after-d12-in-steps-apart.toml")
+    signature = by_id("KB2").signature
+    before = outcome(mode="l1", irr={0x8C, 0x6C}, pir={0x52}, on=True)
+    lost = replace(outcome(mode="l1", isr={0x6C}, pir={0x52}, on=True),
+                   vmexit=VmExit(reason=1, intr_info=0x8000006C))
+    assert signature(scenario, before, VmEntryEvent(), lost) == {0x8C, 0x52}
+    processed = replace(lost, pid=replace(lost.pid, pir=frozenset(), on=False))
+    assert signature(scenario, before, VmEntryEvent(), processed) == frozenset()
+    reported = replace(lost, vmexit=VmExit(reason=1, intr_info=0x8000008C))
+    assert signature(scenario, before, VmEntryEvent(), reported) == frozenset()
+    assert signature(scenario, before, L2EoiEvent(), lost) == frozenset()

@@ -264,6 +264,9 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
         if apart and last_finding is not None:  # the event ran on different guests
             for name in open_fields:
                 classes[name] = last_finding
+            if is_known_bug(last_finding):  # what the event did on one guest only (an L2
+                # instruction KVM's L2 never ran): the bug decided those vectors' fate
+                _note(bug_vectors, last_finding, _changed_vectors(open_fields, hw, sw))
             open_fields = set()
         ended = _other_eoi(event, previous, open_fields)
         if ended is not None:
@@ -291,7 +294,7 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
     if hardware.impossible is None:
         _drain_findings(scenario, version, hardware, software,
                         None if previous is None else previous.software, bug_vectors,
-                        deviation_vectors)
+                        deviation_vectors, coalesced)
         hit = {c for r in results for _, c in r.classes if c is not None} | set(deviation_vectors)
         drain = _judge_rest(scenario, hardware, software, bug_vectors,
                             [by_id(i) for i in sorted(hit) if not is_known_bug(i)],
@@ -306,24 +309,38 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
 def _drain_findings(scenario: Scenario, version: KernelVersion, hardware: SideRun,
                     software: SideRun, before: Outcome | None,
                     bug_vectors: dict[str, frozenset[int]],
-                    deviation_vectors: dict[str, frozenset[int]]) -> None:
+                    deviation_vectors: dict[str, frozenset[int]],
+                    coalesced: set[tuple[str, int]]) -> None:
     """Findings that strike in the drain: while both sides take the same drain steps (an L1
     EOI, a VM entry, an L2 EOI), each step is an event like the scenario's, and a known bug
     or a deviation whose predicate holds on it adds its vectors, so that what it leaves at
     rest is named by it (a known bug) or checked by its residue predicate (a deviation); the
-    drain's L1 re-enters L2 as a real L1 would."""
+    drain's L1 re-enters L2 as a real L1 would. Once the steps go apart (one side's L1 takes
+    an interrupt the other's does not hold), KVM's later steps are judged alone, by the
+    known bugs' one-sided signatures (steps no CPU can take)."""
     first = len(scenario.events)
-    for k, ((hw_event, hw), (sw_event, sw)) in enumerate(zip(hardware.drain, software.drain,
-                                                                     strict=False)):
-        if hw_event != sw_event:
-            return
-        diffs = set(differences(hw, sw))
-        if diffs:
-            ctx = Context(scenario, version, sw_event, before, hw, sw, first + k)
-            for findings, hits in ((KNOWN_BUGS, bug_vectors), (DEVIATIONS, deviation_vectors)):
-                for finding in findings:
-                    if finding.explains(ctx, diffs):
-                        _note(hits, finding.id, finding.vectors(ctx))
+    together = True
+    for k, (sw_event, sw) in enumerate(software.drain):
+        hw_step = hardware.drain[k] if k < len(hardware.drain) else None
+        together = together and hw_step is not None and hw_step[0] == sw_event
+        if together:
+            assert hw_step is not None
+            diffs = set(differences(hw_step[1], sw))
+            if diffs:
+                ctx = Context(scenario, version, sw_event, before, hw_step[1], sw, first + k)
+                for findings, hits in ((KNOWN_BUGS, bug_vectors),
+                                       (DEVIATIONS, deviation_vectors)):
+                    for finding in findings:
+                        if finding.explains(ctx, diffs):
+                            _note(hits, finding.id, finding.vectors(ctx))
+                            if isinstance(finding, Deviation) and finding.coalesces:
+                                coalesced |= {(finding.id, v) for v in finding.coalesces(ctx)}
+        elif before is not None:  # apart: KVM's own steps, by the bugs' one-sided signatures
+            for bug in KNOWN_BUGS:
+                if bug.signature is not None and bug.applies(version):
+                    vectors = bug.signature(scenario, before, sw_event, sw)
+                    if vectors:
+                        _note(bug_vectors, bug.id, vectors)
         before = sw
 
 
@@ -362,6 +379,19 @@ def _other_eoi(event: Event, previous: "EventResult | None",
     if finding is None or max(hw, default=-1) == max(sw, default=-1):
         return None
     return finding
+
+
+def _changed_vectors(names: set[str], hw: Outcome, sw: Outcome) -> frozenset[int]:
+    """The vectors in which the vector-valued fields ``names`` differ (L1's IRR/ISR, the
+    descriptor's PIR, L2's VIRR/VISR and deliveries)."""
+    out: set[int] = set()
+    for name in names:
+        if name.startswith("vmexit"):
+            continue
+        a, b = hw.get(name), sw.get(name)
+        if isinstance(a, frozenset | tuple) and isinstance(b, frozenset | tuple):
+            out |= set(Counter(a) - Counter(b)) | set(Counter(b) - Counter(a))
+    return frozenset(out)
 
 
 def _strand_posts(ctx: Context, classes: dict[str, str | None],
@@ -458,7 +488,7 @@ def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
                 harvested: frozenset[tuple[str, int]] = frozenset()) -> DrainResult:
     hw, sw = hardware.final, software.final
     lost: dict[str, tuple[frozenset[int], frozenset[int]]] = {}
-    l2 = _one_sided(Counter(hw.l2.delivered), Counter(sw.l2.delivered))
+    l2 = _held_by_l2(_one_sided(Counter(hw.l2.delivered), Counter(sw.l2.delivered)), hw, sw)
     if not scenario.vmcs12.external_interrupt_exiting:  # L2 receives L1's vectors (EXT-1)
         l2 = _unheld(l2, hw, sw)
     if any(l2):
@@ -516,6 +546,20 @@ def _lost_by_deviation(check: str, hw_only: frozenset[int], sw_only: frozenset[i
     if not ok:
         return None
     return min(d for d, v in coalesced | owed if v in hw_only | sw_only)
+
+
+def _held_by_l2(one_sided: tuple[frozenset[int], frozenset[int]], hw: Outcome,
+                sw: Outcome) -> tuple[frozenset[int], frozenset[int]]:
+    """Vectors delivered to L2 on one side only, less those the other side's L2 still holds
+    pending in VIRR behind its VPPR at rest (class at or below VPPR's, after an L2 TPR write
+    that masked them): delivered once L2 lowers its TPR, not lost. The difference (VIRR, RVI,
+    the deliveries) stays one that a finding must explain."""
+    hw_only, sw_only = one_sided
+
+    def masked(outcome: Outcome) -> frozenset[int]:
+        return frozenset(v for v in outcome.l2.virr if v >> 4 <= outcome.l2.vppr >> 4)
+
+    return hw_only - masked(sw), sw_only - masked(hw)
 
 
 def _unheld(one_sided: tuple[frozenset[int], frozenset[int]], hw: Outcome,
