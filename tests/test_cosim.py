@@ -85,6 +85,9 @@ EXPECTED = {
     "kb1-then-an-l2-instruction-kvm-never-ran": SEED_BUG,
     "kb2-after-d12-in-steps-apart": {PRE: (("D12",), ("KB2",)), POST: (("D12",), ("KB2",)),
                                      NOV: (("D12",), ())},
+    # found by pi-cosim regress at seeds 2 and 3: D12 with NV arriving second; D13
+    "d12-nv-arrives-second": {PRE: ((), ("KB1",)), POST: (("D12",), ()), NOV: (("D12",), ())},
+    "stale-pi-pending-clears-on": {v: (("D13",), ()) for v in KernelVersion},
     "two-l1-interrupts-in-l0-same-vector": {v: (("D12",), ()) for v in KernelVersion},
     "two-l1-interrupts-in-l0-through-l2-idt": {PRE: (("D12",), ("KB8",)),
                                                POST: (("D12",), ("KB8",)), NOV: (("D12",), ())},
@@ -155,6 +158,7 @@ LOST = {
     "kb2-after-d12-in-steps-apart": {v: {"lost.l2_delivered": (frozenset({0x52}), NONE),
                                          "lost.pid_stuck": (NONE, frozenset({0x52}))}
                                      for v in (PRE, POST)},
+    "d12-nv-arrives-second": {PRE: {"lost.l1_delivered": (NONE, frozenset({0xc4}))}},
     "race-held-in-l0": {PRE: {"lost.l2_delivered": (frozenset({0x52}), NONE),
                               "lost.l1_delivered": (NONE, frozenset({0xe7})),
                               "lost.pid_stuck": (NONE, frozenset({0x52}))}},

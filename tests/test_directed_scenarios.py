@@ -87,6 +87,9 @@ MISSES = {
     # alone, the model lands a race after its event (it has no cycles)
     "kb2-after-d12-in-steps-apart": {v: ["l1_apic.irr", "pid.pir", "pid.on", "l2.visr",
                                          "l2.delivered"] for v in KernelVersion},  # D12
+    "d12-nv-arrives-second": {PRE: ["l1_apic.irr", "l1_apic.isr"],  # KB1
+                              **{v: ["l1_apic.irr", "pid.on"] for v in (POST, NOV)}},  # D12
+    "stale-pi-pending-clears-on": {v: ["pid.on"] for v in KernelVersion},  # D13
 }
 
 

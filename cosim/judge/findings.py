@@ -434,6 +434,17 @@ def _together(ctx: Context) -> tuple[int, int] | None:
             and _l2_vectors(hw) - _l2_vectors(sw) <= ctx.pir_before
             and _l2_vectors(sw) <= _l2_vectors(hw))
         return (a, b) if harvested and sl.irr == hl.irr | {a} and sl.isr == hl.isr else None
+    if b == ctx.nv and ctx.posted_interrupts and a != b and hw.vmexit == sw.vmexit:
+        # the in-L0 interrupt is NV: KVM, holding both, took NV first (posted-interrupt
+        # processing: PIR harvested into L2, ON cleared) and then exited for a, as the
+        # hardware does with both arriving at once; the hardware exited for a first, and NV
+        # waits in L1's IRR with the descriptor untouched (processed at L1's next VM entry)
+        pir, late = ctx.pir_before, ctx.raced_after
+        processed = (not sw.pid.pir & pir and (not sw.pid.on or bool(late))
+                     and pir <= hw.pid.pir and hw.pid.on == (ctx.on_before or bool(late))
+                     and _l2_vectors(sw) - _l2_vectors(hw) <= pir
+                     and _l2_vectors(hw) <= _l2_vectors(sw))
+        return (a, b) if processed and sl.irr == hl.irr - {b} and sl.isr == hl.isr else None
     # (a descriptor difference here is an earlier finding's, carried: D12 leaves PIR alone,
     # and D12's residue at rest admits no descriptor difference)
     if hw.vmexit is not None or sw.vmexit is not None:  # external-interrupt VM exits
@@ -469,7 +480,7 @@ def _d12_vectors(ctx: Context) -> frozenset[int]:
     pair = _together(ctx)
     if pair is None:
         return frozenset()
-    return frozenset(pair) | (_merge_vectors(ctx) if pair[0] == ctx.nv else frozenset())
+    return frozenset(pair) | (_merge_vectors(ctx) if ctx.nv in pair else frozenset())
 
 
 def _d12_coalesced(ctx: Context) -> frozenset[int]:
@@ -541,6 +552,27 @@ def owed_posts(ctx: DrainContext) -> frozenset[int]:
     if not (owed and hw.on and sw.pir == hw.pir - owed and sw.sn == hw.sn):
         return frozenset()
     return owed
+
+
+def _stale_pi_pending(ctx: Context) -> bool:
+    """KVM cleared ON in a descriptor with PIR empty where the hardware left ON = 1 and no
+    notification arrived: ON was set again by another agent's post after an earlier
+    processing's step 3 (a race ``during`` or ``after`` it, C4), and KVM's nested
+    ``pi_pending``, left set when the CPU itself processed that notification on vmcs02,
+    completed the descriptor at KVM's next nested event check. Nothing else differs."""
+    hw, sw = ctx.hardware, ctx.software
+    reset = any(r.event < ctx.index and w != "before"
+                for r, w in zip(ctx.scenario.races, ctx.windows, strict=False))
+    return (reset and ctx.posted_interrupts and ctx.before is not None and ctx.before.pid.on
+            and hw.pid.on and not sw.pid.on and not hw.pid.pir and not sw.pid.pir
+            and hw.pid.sn == sw.pid.sn and hw.vmexit == sw.vmexit and hw.mode == sw.mode
+            and hw.l1_apic == sw.l1_apic and hw.l2 == sw.l2)
+
+
+def _stale_pi_pending_residue(ctx: DrainContext, name: str) -> bool:
+    """At rest the descriptors differ only in ON: 1 on the hardware, 0 on KVM, PIR empty."""
+    hw, sw = ctx.hardware.pid, ctx.software.pid
+    return hw.on and not sw.on and not hw.pir and not sw.pir and hw.sn == sw.sn
 
 
 def _entry_rvi_first(ctx: Context) -> bool:
@@ -748,7 +780,8 @@ DEVIATIONS: tuple[Deviation, ...] = (
         why="Unobservable: the first interrupt's way to L1 through L0 takes longer than on a "
             "CPU, and interrupt arrival times are not architectural: KVM's outcome is the "
             "hardware's with both arriving at once (the higher acknowledged first, the lower "
-            "waiting in IRR; one vector twice collapsing into one request, SDM 10.8.4). The "
+            "waiting in IRR; NV, when it is the higher, starting posted-interrupt processing; "
+            "one vector twice collapsing into one request, SDM 10.8.4). The "
             "judge checks exactly that shape at the event, and at rest that only these two "
             "vectors differ: the earlier arrival delivered later, or still pending in L1's "
             "IRR (held by L1's PPR, not lost), or delivered once for the two arrivals of one "
@@ -760,7 +793,27 @@ DEVIATIONS: tuple[Deviation, ...] = (
             "descriptor only); the judge admits exactly those vectors, each delivered once "
             "more by KVM, and no other descriptor difference.",
         residue=L1_APIC | PID | frozenset({"l2.delivered"}), residue_predicate=_d12_residue,
-        coalesces=_d12_coalesced, harvests=_d12_harvested)
+        coalesces=_d12_coalesced, harvests=_d12_harvested),
+    Deviation(
+        "D13", "a stale nested pi_pending clears ON that another agent's post set again",
+        sdm="posted-interrupt processing runs only when a notification is acknowledged "
+            "(SDM 29.6): a post that lands after step 3 of a processing leaves ON = 1 with "
+            "PIR empty (C4) until its sender's notification, whose processing clears ON",
+        kvm="vmx_deliver_nested_posted_interrupt() sets nested.pi_pending and has the CPU "
+            "process the descriptor on vmcs02; pi_pending stays set, and the next "
+            "vmx_check_nested_events() runs vmx_complete_nested_posted_interrupt(), which "
+            "clears pi_pending and, finding ON = 1, clears it and merges the empty PIR",
+        source="arch/x86/kvm/vmx/vmx.c vmx_deliver_nested_posted_interrupt(), "
+               "arch/x86/kvm/vmx/nested.c vmx_complete_nested_posted_interrupt() (any version)",
+        fields=frozenset({"pid.on"}), predicate=_stale_pi_pending,
+        scenario="stale-pi-pending-clears-on",
+        why="Unobservable: the post that set ON again turned it from 0 to 1, so its sender "
+            "owes a notification, whose processing finds PIR empty and clears ON on the "
+            "hardware too (C4); KVM's processing is that one, earlier. PIR is empty on both "
+            "sides, nothing is merged or delivered, and a later sender that finds ON = 0 "
+            "notifies, so no interrupt is lost either way. The judge admits only ON "
+            "differing, with PIR empty on both sides, after such a post.",
+        residue=frozenset({"pid.on"}), residue_predicate=_stale_pi_pending_residue)
 )
 
 
