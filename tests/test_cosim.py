@@ -88,6 +88,9 @@ EXPECTED = {
     # found by pi-cosim regress at seeds 2 and 3: D12 with NV arriving second; D13
     "d12-nv-arrives-second": {PRE: ((), ("KB1",)), POST: (("D12",), ()), NOV: (("D12",), ())},
     "stale-pi-pending-clears-on": {v: (("D13",), ()) for v in KernelVersion},
+    "kb3-nv-in-l0-masked-by-the-exit": {v: ((), ("KB3",)) for v in KernelVersion},
+    "d10-delivered-later-at-a-second-entry": {PRE: ((), ("KB2",)), POST: ((), ("KB2",)),
+                                              NOV: (("D10",), ())},
     "two-l1-interrupts-in-l0-same-vector": {v: (("D12",), ()) for v in KernelVersion},
     "two-l1-interrupts-in-l0-through-l2-idt": {PRE: (("D12",), ("KB8",)),
                                                POST: (("D12",), ("KB8",)), NOV: (("D12",), ())},
@@ -159,6 +162,9 @@ LOST = {
                                          "lost.pid_stuck": (NONE, frozenset({0x52}))}
                                      for v in (PRE, POST)},
     "d12-nv-arrives-second": {PRE: {"lost.l1_delivered": (NONE, frozenset({0xc4}))}},
+    "d10-delivered-later-at-a-second-entry": {v: {"lost.l2_delivered": (frozenset({0x52}), NONE),
+                                                  "lost.pid_stuck": (NONE, frozenset({0x52}))}
+                                              for v in (PRE, POST)},
     "race-held-in-l0": {PRE: {"lost.l2_delivered": (frozenset({0x52}), NONE),
                               "lost.l1_delivered": (NONE, frozenset({0xe7})),
                               "lost.pid_stuck": (NONE, frozenset({0x52}))}},

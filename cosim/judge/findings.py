@@ -623,8 +623,12 @@ def _delivered_first(ctx: Context) -> tuple[int, ...]:
 
 
 def _d10_vectors(ctx: Context) -> frozenset[int]:
-    """The virtual interrupts KVM delivers later than the hardware."""
-    return frozenset(_delivered_first(ctx)) or frozenset(
+    """The virtual interrupts KVM delivers later than the hardware: those the hardware
+    delivered at this event and KVM did not, and the entry's RVI whose second request
+    collapsed on KVM's side."""
+    new_hw, new_sw = ctx.new_deliveries
+    later = frozenset(Counter(new_hw) - Counter(new_sw)) | _d10_collapsed(ctx)
+    return later or frozenset(
         {ctx.software.l2.rvi if ctx.software.vmexit is not None else ctx.rvi_before})
 
 
@@ -880,8 +884,13 @@ def _kb3(ctx: Context) -> bool:
     processing); or NV was pending in L1's IRR already (the IPI collapses with it on the
     hardware) and KVM's processing changed the descriptor where the hardware's did not."""
     hw, sw = ctx.hardware, ctx.software
-    return (any(e.route == "trapped-ipi" and e.vector == ctx.nv for e in ctx.arrivals)
-            and ctx.posted_interrupts and ctx.nv >> 4 <= ctx.ppr_before >> 4
+    # L1's PPR as NV arrived: before the event, or, for an arrival while KVM was in L0,
+    # after the event's own interrupt was acknowledged (the hardware's PPR after the event)
+    masked = any(e.route == "trapped-ipi" and e.vector == ctx.nv
+                 and ctx.nv >> 4 <= (ctx.ppr_before if e is ctx.event
+                                     else hw.l1_apic.ppr) >> 4
+                 for e in ctx.arrivals)
+    return (masked and ctx.posted_interrupts
             and ctx.nv in hw.l1_apic.irr
             and (ctx.nv not in sw.l1_apic.irr
                  or (ctx.nv in ctx.irr_before and sw.pid != hw.pid)))

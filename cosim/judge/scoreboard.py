@@ -346,8 +346,10 @@ def _drain_findings(scenario: Scenario, version: KernelVersion, hardware: SideRu
 
 #: Fields that are functions of another field and of state both sides share: L1's PPR of its
 #: ISR (and TPR), L2's VPPR and SVI of VISR (and VTPR; both sides write the same TPR values,
-#: SDM 29.1.1/29.1.2). Where the source differs because of a finding, so do they.
-_DERIVED = {"l1_apic.ppr": "l1_apic.isr", "l2.vppr": "l2.visr", "l2.svi": "l2.visr"}
+#: SDM 29.1.1/29.1.2), L2's RVI of VIRR (each delivery leaves RVI at VIRR's highest bit,
+#: SDM 29.2.2). Where the source differs because of a finding, so do they.
+_DERIVED = {"l1_apic.ppr": "l1_apic.isr", "l2.vppr": "l2.visr", "l2.svi": "l2.visr",
+            "l2.rvi": "l2.virr"}
 
 #: Which of L1's interrupts are pending and which in service.
 _L1_PENDING = frozenset({"l1_apic.irr", "l1_apic.isr"})
