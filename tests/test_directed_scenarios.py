@@ -90,6 +90,8 @@ MISSES = {
     "d12-nv-arrives-second": {PRE: ["l1_apic.irr", "l1_apic.isr"],  # KB1
                               **{v: ["l1_apic.irr", "pid.on"] for v in (POST, NOV)}},  # D12
     "stale-pi-pending-clears-on": {v: ["pid.on"] for v in KernelVersion},  # D13
+    "d13-stale-pi-pending-harvests-a-post": {v: ["pid.pir", "pid.on", "l2.visr", "l2.delivered"]
+                                             for v in KernelVersion},  # D13
     "kb3-nv-in-l0-masked-by-the-exit": {v: ["l1_apic.irr"] for v in KernelVersion},  # KB3
     "d10-delivered-later-at-a-second-entry": {  # KB2; D10
         **{v: ["pid.pir", "pid.on", "l2.visr", "l2.delivered"] for v in (PRE, POST)},

@@ -149,3 +149,19 @@ def test_kb2_on_kvm_side_alone_needs_a_notification_that_goes_nowhere():
     reported = replace(lost, vmexit=VmExit(reason=1, intr_info=0x8000008C))
     assert signature(scenario, before, VmEntryEvent(), reported) == frozenset()
     assert signature(scenario, before, L2EoiEvent(), lost) == frozenset()
+
+
+def test_a_stale_pi_pending_harvest_is_d13_only_in_its_shape():
+    """D13: KVM's stale nested pi_pending harvests a post that waits on the hardware for its
+    owed notification. Delivered twice by KVM, or with another vector, it stays unexplained."""
+    scenario = load_scenario(SCENARIOS / "d13-stale-pi-pending-harvests-a-post.toml")
+    (run,) = simulate([Job(scenario)], "amaranth")
+    kvm = run_beside(scenario, POST, run.side).side
+    verdict = compare(scenario, POST, "amaranth", 0, run.side, kvm)
+    assert verdict.deviations == ("D13",) and verdict.agree
+    assert dict(verdict.drain.classes)["lost.l2_delivered"] == "D13"
+    for delivered in ((0x52, 0x52), (0x52, 0x77)):
+        final = replace(kvm.final, l2=replace(kvm.final.l2, delivered=delivered))
+        lying = replace(kvm, drain=kvm.drain[:-1] + ((kvm.drain[-1][0], final),))
+        verdict = compare(scenario, POST, "amaranth", 0, run.side, lying)
+        assert not verdict.agree and verdict.divergent, delivered

@@ -142,6 +142,12 @@ class Context:
                          if r.event in self.merged_events and w == "after")
 
     @property
+    def raced_before_earlier(self) -> bool:
+        """Another agent's post landed during or after a processing at an earlier event."""
+        return any(r.event < self.index and w != "before"
+                   for r, w in zip(self.scenario.races, self.windows, strict=False))
+
+    @property
     def on_before(self) -> bool:
         if isinstance(self.event, PostEvent):
             return True
@@ -554,25 +560,64 @@ def owed_posts(ctx: DrainContext) -> frozenset[int]:
     return owed
 
 
-def _stale_pi_pending(ctx: Context) -> bool:
-    """KVM cleared ON in a descriptor with PIR empty where the hardware left ON = 1 and no
-    notification arrived: ON was set again by another agent's post after an earlier
-    processing's step 3 (a race ``during`` or ``after`` it, C4), and KVM's nested
-    ``pi_pending``, left set when the CPU itself processed that notification on vmcs02,
-    completed the descriptor at KVM's next nested event check. Nothing else differs."""
+def _posted_after_processing(ctx: Context) -> frozenset[int]:
+    """Vectors posted at earlier events after a processing's step 3: races that landed
+    ``during`` or ``after`` it, and ``post`` events. Each such post found ON = 0 or joined a
+    post that did (ON is 1 only between a post and the next processing's step 3), so a
+    notification is owed for it: its sender's, or the earlier sender's."""
+    raced = frozenset(r.vector for r, w in zip(ctx.scenario.races, ctx.windows, strict=False)
+                      if r.event < ctx.index and w != "before")
+    posted = frozenset(e.vector for e in ctx.scenario.events[:ctx.index]
+                       if isinstance(e, PostEvent))
+    return raced | posted
+
+
+def _stale_harvest(ctx: Context) -> frozenset[int] | None:
+    """KVM's stale nested ``pi_pending`` completed the descriptor at this event where the
+    hardware had no notification to process: KVM's ON is cleared and its PIR harvested into
+    L2's virtual APIC, the hardware's ON = 1 and its PIR holds exactly what KVM harvested,
+    all posted after an earlier processing (:func:`_posted_after_processing`); L1's state and
+    the VM exit are the same. Returns the harvested vectors (maybe none: ON alone), or None."""
     hw, sw = ctx.hardware, ctx.software
-    reset = any(r.event < ctx.index and w != "before"
-                for r, w in zip(ctx.scenario.races, ctx.windows, strict=False))
-    return (reset and ctx.posted_interrupts and ctx.before is not None and ctx.before.pid.on
-            and hw.pid.on and not sw.pid.on and not hw.pid.pir and not sw.pid.pir
-            and hw.pid.sn == sw.pid.sn and hw.vmexit == sw.vmexit and hw.mode == sw.mode
-            and hw.l1_apic == sw.l1_apic and hw.l2 == sw.l2)
+    harvested = hw.pid.pir - sw.pid.pir
+    if not (ctx.posted_interrupts and ctx.before is not None and ctx.before.pid.on
+            and hw.pid.on and not sw.pid.on and not sw.pid.pir and hw.pid.sn == sw.pid.sn
+            and hw.pid.pir == harvested and harvested <= _posted_after_processing(ctx)
+            and (harvested or ctx.raced_before_earlier)
+            and hw.vmexit == sw.vmexit and hw.mode == sw.mode and hw.l1_apic == sw.l1_apic):
+        return None
+    if harvested:
+        ok = (_l2_vectors(sw) - _l2_vectors(hw) == harvested
+              and _l2_vectors(hw) <= _l2_vectors(sw))
+    else:
+        ok = hw.l2 == sw.l2
+    return harvested if ok else None
+
+
+def _stale_pi_pending(ctx: Context) -> bool:
+    return _stale_harvest(ctx) is not None
+
+
+def _stale_pi_pending_vectors(ctx: Context) -> frozenset[int]:
+    return _stale_harvest(ctx) or frozenset()
 
 
 def _stale_pi_pending_residue(ctx: DrainContext, name: str) -> bool:
-    """At rest the descriptors differ only in ON: 1 on the hardware, 0 on KVM, PIR empty."""
-    hw, sw = ctx.hardware.pid, ctx.software.pid
-    return hw.on and not sw.on and not hw.pir and not sw.pir and hw.sn == sw.sn
+    """At rest the descriptors differ only in ON (1 on the hardware, 0 on KVM, PIR empty on
+    both), or by the posts KVM's stale completion harvested (the hardware's PIR holds them
+    with ON = 1, their notification owed), each delivered to L2 once more on KVM's side and
+    L2's deliveries otherwise the same, in the same order."""
+    hw, sw = ctx.hardware, ctx.software
+    owed = owed_posts(ctx) & ctx.vectors_of("D13")
+    if name in PID:
+        return ((hw.pid.on and not sw.pid.on and not hw.pid.pir and not sw.pid.pir
+                 and hw.pid.sn == sw.pid.sn) or bool(owed))
+    software = list(sw.l2.delivered)
+    for v in sorted(owed):
+        if software.count(v) != hw.l2.delivered.count(v) + 1:
+            return False
+        software.remove(v)
+    return bool(owed) and tuple(software) == hw.l2.delivered
 
 
 def _entry_rvi_first(ctx: Context) -> bool:
@@ -799,25 +844,29 @@ DEVIATIONS: tuple[Deviation, ...] = (
         residue=L1_APIC | PID | frozenset({"l2.delivered"}), residue_predicate=_d12_residue,
         coalesces=_d12_coalesced, harvests=_d12_harvested),
     Deviation(
-        "D13", "a stale nested pi_pending clears ON that another agent's post set again",
+        "D13", "a stale nested pi_pending completes the descriptor after another agent's post",
         sdm="posted-interrupt processing runs only when a notification is acknowledged "
-            "(SDM 29.6): a post that lands after step 3 of a processing leaves ON = 1 with "
-            "PIR empty (C4) until its sender's notification, whose processing clears ON",
+            "(SDM 29.6): a post that lands after step 3 of a processing leaves ON = 1 (and "
+            "its vector in PIR, if it landed after step 5) until its sender's notification, "
+            "whose processing clears ON and harvests PIR",
         kvm="vmx_deliver_nested_posted_interrupt() sets nested.pi_pending and has the CPU "
             "process the descriptor on vmcs02; pi_pending stays set, and the next "
             "vmx_check_nested_events() runs vmx_complete_nested_posted_interrupt(), which "
-            "clears pi_pending and, finding ON = 1, clears it and merges the empty PIR",
+            "clears pi_pending and, finding ON = 1, clears it and merges PIR into L2's VIRR",
         source="arch/x86/kvm/vmx/vmx.c vmx_deliver_nested_posted_interrupt(), "
                "arch/x86/kvm/vmx/nested.c vmx_complete_nested_posted_interrupt() (any version)",
-        fields=frozenset({"pid.on"}), predicate=_stale_pi_pending,
-        scenario="stale-pi-pending-clears-on",
+        fields=PID | L2_VIRTUAL_APIC, predicate=_stale_pi_pending,
+        scenario="stale-pi-pending-clears-on", vectors=_stale_pi_pending_vectors,
         why="Unobservable: the post that set ON again turned it from 0 to 1, so its sender "
-            "owes a notification, whose processing finds PIR empty and clears ON on the "
-            "hardware too (C4); KVM's processing is that one, earlier. PIR is empty on both "
-            "sides, nothing is merged or delivered, and a later sender that finds ON = 0 "
-            "notifies, so no interrupt is lost either way. The judge admits only ON "
-            "differing, with PIR empty on both sides, after such a post.",
-        residue=frozenset({"pid.on"}), residue_predicate=_stale_pi_pending_residue)
+            "owes a notification, whose processing on the hardware clears ON and harvests "
+            "what the post left in PIR, as KVM's completion did, only earlier (interrupt "
+            "arrival times are not architectural); with PIR empty (C4) it merges nothing. "
+            "The judge admits only this shape: KVM's ON cleared and its PIR harvested into "
+            "L2, the hardware's ON = 1 with exactly those vectors, all posted after an "
+            "earlier processing, L1 the same; at rest the hardware's PIR still holds them "
+            "(ON = 1) and KVM delivered each once more, L2's deliveries otherwise the same.",
+        residue=PID | frozenset({"l2.delivered"}), residue_predicate=_stale_pi_pending_residue,
+        harvests=_stale_pi_pending_vectors)
 )
 
 
