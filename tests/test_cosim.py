@@ -89,6 +89,8 @@ EXPECTED = {
     "d12-nv-arrives-second": {PRE: ((), ("KB1",)), POST: (("D12",), ()), NOV: (("D12",), ())},
     "stale-pi-pending-clears-on": {v: (("D13",), ()) for v in KernelVersion},
     "d13-stale-pi-pending-harvests-a-post": {v: (("D13",), ()) for v in KernelVersion},
+    "kb4-at-the-start-then-a-post": {PRE: ((), ("KB1",)), POST: ((), ("KB4",)),
+                                     NOV: ((), ("KB4",))},
     "kb3-nv-in-l0-masked-by-the-exit": {v: ((), ("KB3",)) for v in KernelVersion},
     "d10-delivered-later-at-a-second-entry": {PRE: ((), ("KB2",)), POST: ((), ("KB2",)),
                                               NOV: (("D10",), ())},
@@ -163,6 +165,12 @@ LOST = {
                                          "lost.pid_stuck": (NONE, frozenset({0x52}))}
                                      for v in (PRE, POST)},
     "d12-nv-arrives-second": {PRE: {"lost.l1_delivered": (NONE, frozenset({0xc4}))}},
+    "kb4-at-the-start-then-a-post": {
+        PRE: {"lost.l2_delivered": (frozenset({0x13}), NONE),
+              "lost.l1_delivered": (NONE, frozenset({0x5d})),
+              "lost.pid_stuck": (NONE, frozenset({0x13}))},
+        **{v: {"lost.l2_delivered": (frozenset({0x13}), NONE),
+               "lost.pid_stuck": (NONE, frozenset({0x13}))} for v in (POST, NOV)}},
     # a post KVM's stale pi_pending harvested, waiting on the hardware for its notification
     "d13-stale-pi-pending-harvests-a-post": {v: {"lost.l2_delivered": (NONE, frozenset({0x52})),
                                                  "lost.pid_stuck": (frozenset({0x52}), NONE)}

@@ -92,6 +92,10 @@ MISSES = {
     "stale-pi-pending-clears-on": {v: ["pid.on"] for v in KernelVersion},  # D13
     "d13-stale-pi-pending-harvests-a-post": {v: ["pid.pir", "pid.on", "l2.visr", "l2.delivered"]
                                              for v in KernelVersion},  # D13
+    "kb4-at-the-start-then-a-post": {PRE: ["mode", "l1_apic.isr", "pid.pir", "l2.visr",
+                                           "l2.delivered"],  # KB1
+                                     **{v: ["pid.pir", "l2.visr", "l2.delivered"]
+                                        for v in (POST, NOV)}},  # KB4
     "kb3-nv-in-l0-masked-by-the-exit": {v: ["l1_apic.irr"] for v in KernelVersion},  # KB3
     "d10-delivered-later-at-a-second-entry": {  # KB2; D10
         **{v: ["pid.pir", "pid.on", "l2.visr", "l2.delivered"] for v in (PRE, POST)},

@@ -113,9 +113,17 @@ class Context:
         other agents post while it runs (``[[races]]``) that land before its processing
         harvests PIR, if any."""
         pir = self.scenario.pid.pir if self.before is None else self.before.pid.pir
-        if isinstance(self.event, PostEvent):
+        if isinstance(self.event, PostEvent) and not self.start_processes:
             pir = pir | {self.event.vector}
         return frozenset(pir) | self.raced_during
+
+    @property
+    def start_processes(self) -> bool:
+        """The first event of a scenario that starts in L2 with NV pending above L1's PPR:
+        the start's VM entry processes the descriptor before the event's own post lands."""
+        s = self.scenario
+        return (self.before is None and s.start == "l2" and s.vmcs12.process_posted_interrupts
+                and self.nv in s.l1_apic.irr and self.nv >> 4 > s.l1_apic.ppr >> 4)
 
     @property
     def raced_during(self) -> frozenset[int]:
@@ -137,9 +145,12 @@ class Context:
         """Vectors other agents posted during the event after its processing (``after``
         window): in PIR, with ON = 1, on both sides after it; not part of what the
         processing saw."""
-        return frozenset(r.vector for r, w in zip(self.scenario.races, self.windows,
+        late = frozenset(r.vector for r, w in zip(self.scenario.races, self.windows,
                                                   strict=False)
                          if r.event in self.merged_events and w == "after")
+        if isinstance(self.event, PostEvent) and self.start_processes:
+            late |= {self.event.vector}
+        return late
 
     @property
     def raced_before_earlier(self) -> bool:
@@ -149,7 +160,7 @@ class Context:
 
     @property
     def on_before(self) -> bool:
-        if isinstance(self.event, PostEvent):
+        if isinstance(self.event, PostEvent) and not self.start_processes:
             return True
         return self.scenario.pid.on if self.before is None else self.before.pid.on
 
