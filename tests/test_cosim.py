@@ -91,6 +91,7 @@ EXPECTED = {
     "d13-stale-pi-pending-harvests-a-post": {v: (("D13",), ()) for v in KernelVersion},
     "kb4-at-the-start-then-a-post": {PRE: ((), ("KB1",)), POST: ((), ("KB4",)),
                                      NOV: ((), ("KB4",))},
+    "d10-delay-goes-on-at-the-next-entry": {v: (("D10",), ()) for v in KernelVersion},
     "kb3-nv-in-l0-masked-by-the-exit": {v: ((), ("KB3",)) for v in KernelVersion},
     "d10-delivered-later-at-a-second-entry": {PRE: ((), ("KB2",)), POST: ((), ("KB2",)),
                                               NOV: (("D10",), ())},

@@ -92,6 +92,8 @@ MISSES = {
     "stale-pi-pending-clears-on": {v: ["pid.on"] for v in KernelVersion},  # D13
     "d13-stale-pi-pending-harvests-a-post": {v: ["pid.pir", "pid.on", "l2.visr", "l2.delivered"]
                                              for v in KernelVersion},  # D13
+    "d10-delay-goes-on-at-the-next-entry": {v: ["l2.virr", "l2.visr", "l2.delivered"]
+                                            for v in KernelVersion},  # D10
     "kb4-at-the-start-then-a-post": {PRE: ["mode", "l1_apic.isr", "pid.pir", "l2.visr",
                                            "l2.delivered"],  # KB1
                                      **{v: ["pid.pir", "l2.visr", "l2.delivered"]

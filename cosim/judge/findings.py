@@ -358,7 +358,7 @@ def _d10(ctx: Context) -> bool:
     if sw.vmexit is not None and hw.vmexit is not None:
         if hw.vmexit.reason != sw.vmexit.reason:
             return False
-        if _delivered_first(ctx):
+        if delivered_first(ctx):
             return True
     if not ctx.same_notification_path:
         return False
@@ -371,7 +371,7 @@ def _d10(ctx: Context) -> bool:
     # delivers them at its next evaluation
     new_hw, new_sw = ctx.new_deliveries
     return ((_entry_with_nv_pending(ctx) and new_hw[:1] == new_sw[:1] == (v,)
-             and bool(_delivered_first(ctx))) or bool(_d10_collapsed(ctx)))
+             and bool(delivered_first(ctx))) or bool(_d10_collapsed(ctx)))
 
 
 def _d10_collapsed(ctx: Context) -> frozenset[int]:
@@ -665,7 +665,7 @@ def _deliver(l2: L2Outcome) -> L2Outcome | None:
                      vppr=v & 0xF0, delivered=(*l2.delivered, v))
 
 
-def _delivered_first(ctx: Context) -> tuple[int, ...]:
+def delivered_first(ctx: Context) -> tuple[int, ...]:
     """The virtual interrupts the hardware delivered, one after another, before the VM exit
     that KVM took first: KVM's L2 state with those deliveries done (each recognized in turn,
     VID-4, VID-7) is the hardware's. Returns them, or nothing."""

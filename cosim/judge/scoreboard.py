@@ -59,6 +59,7 @@ from cosim.judge.findings import (
     Deviation,
     DrainContext,
     by_id,
+    delivered_first,
     held_behind,
     is_known_bug,
     owed_posts,
@@ -273,6 +274,8 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
             for name in open_fields & _EOIS[type(event)][1]:
                 classes[name] = ended
             open_fields -= set(classes)
+        _catching_up(ctx, open_fields, classes, deviation_vectors)
+        open_fields -= set(classes)
         for name in sorted(open_fields):  # what a finding hit earlier left behind
             found = (_consequence(name, hw, sw, bug_vectors)
                      or _consequence(name, hw, sw, deviation_vectors))
@@ -381,6 +384,26 @@ def _other_eoi(event: Event, previous: "EventResult | None",
     if finding is None or max(hw, default=-1) == max(sw, default=-1):
         return None
     return finding
+
+
+def _catching_up(ctx: Context, open_fields: set[str], classes: dict[str, str | None],
+                 deviation_vectors: dict[str, frozenset[int]]) -> None:
+    """KVM delivers to L2 at this event a vector that a deviation delayed earlier (D10), and
+    the hardware's L2 state is KVM's with more deliveries done: the delay goes on (KVM's
+    delivery took the evaluation that the hardware used for the next vector, VID-4). The
+    L2 fields are the deviation's, and the vectors it delays grow by those deliveries."""
+    l2_open = open_fields & L2_VIRTUAL_APIC
+    if not l2_open:
+        return
+    _new_hw, new_sw = ctx.new_deliveries
+    for found, delayed in sorted(deviation_vectors.items()):
+        if set(new_sw) & delayed and l2_open <= by_id(found).fields:
+            more = delivered_first(ctx)
+            if more:
+                for name in l2_open:
+                    classes[name] = found
+                _note(deviation_vectors, found, frozenset(more))
+                return
 
 
 def _changed_vectors(names: set[str], hw: Outcome, sw: Outcome) -> frozenset[int]:
