@@ -94,6 +94,8 @@ MISSES = {
                                              for v in KernelVersion},  # D13
     "d10-delay-goes-on-at-the-next-entry": {v: ["l2.virr", "l2.visr", "l2.delivered"]
                                             for v in KernelVersion},  # D10
+    "d12-nv-first-then-masked-by-l1-tpr": {v: ["l1_apic.irr", "pid.on"] for v in KernelVersion},
+    "d12-then-the-same-vector-again": {v: ["l1_apic.irr", "l1_apic.isr"] for v in KernelVersion},
     "kb4-at-the-start-then-a-post": {PRE: ["mode", "l1_apic.isr", "pid.pir", "l2.visr",
                                            "l2.delivered"],  # KB1
                                      **{v: ["pid.pir", "l2.visr", "l2.delivered"]

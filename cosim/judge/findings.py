@@ -537,13 +537,19 @@ def _d12_residue(ctx: DrainContext, name: str) -> bool:
     pending in L1's IRR or took the two arrivals of one vector once. With NV the earlier
     arrival, posts that landed after the hardware's processing of it may be in the
     hardware's PIR (ON = 1, their notification owed) and delivered once more on KVM's side,
-    whose later processing harvested them; nothing else of the descriptor may differ."""
+    whose later processing harvested them; or KVM still holds NV pending in L1's IRR (held
+    by L1's PPR), so its processing, which clears ON, is still to come (ON = 1 on KVM's side
+    only, PIR the same); nothing else of the descriptor may differ."""
     hw, sw, mine = ctx.hardware, ctx.software, ctx.vectors_of("D12")
     held = held_behind(hw, mine) | held_behind(sw, mine)
     if not ((hw.l1_apic.irr ^ sw.l1_apic.irr) | (hw.l1_apic.isr ^ sw.l1_apic.isr)) <= mine | held:
         return False
     owed = owed_posts(ctx)
-    if name in PID and not owed:  # no other descriptor difference is D12's
+    nv = ctx.scenario.vmcs12.posted_intr_nv & 0xFF
+    unprocessed = (nv in mine and nv in sw.l1_apic.irr and nv not in hw.l1_apic.irr
+                   and sw.pid.on and not hw.pid.on and sw.pid.pir == hw.pid.pir
+                   and sw.pid.sn == hw.pid.sn)
+    if name in PID and not (owed or unprocessed):  # no other descriptor difference is D12's
         return False
     hws, sws = list(hw.l2.delivered), list(sw.l2.delivered)
     for v in sorted(owed):  # KVM's last delivery of each, harvested by its later processing

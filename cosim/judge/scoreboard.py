@@ -65,7 +65,14 @@ from cosim.judge.findings import (
     owed_posts,
 )
 from cosim.scenario.drain import Impossible, SideRun, race_windows
-from cosim.scenario.format import EoiEvent, Event, L2EoiEvent, Scenario, StiEvent
+from cosim.scenario.format import (
+    EoiEvent,
+    Event,
+    InterruptEvent,
+    L2EoiEvent,
+    Scenario,
+    StiEvent,
+)
 from cosim.scenario.outcome import Outcome, differences, to_json
 from software_model import KernelVersion
 
@@ -546,9 +553,11 @@ def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
     ctx = DrainContext(scenario, hw, sw, (), tuple(sorted(deviation_vectors.items())),
                        frozenset(v for _, v in coalesced), frozenset(v for _, v in harvested))
     owed = owed_posts(ctx)
+    collapsed = _hardware_collapsed(scenario, hardware, software, deviation_vectors)
     for check, (hw_only, sw_only) in lost.items():
         classes[check] = (_bug_covering(hw_only | sw_only, bug_vectors)
                           or _lost_by_deviation(check, hw_only, sw_only, coalesced,
+                                                collapsed,
                                                 {(d, v) for d, v in harvested if v in owed}))
     # L2's deliveries with a vector lost are that loss, unless a deviation accounts for it:
     # then its residue must account for the order of the rest too
@@ -570,23 +579,47 @@ def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
 
 def _lost_by_deviation(check: str, hw_only: frozenset[int], sw_only: frozenset[int],
                        coalesced: frozenset[tuple[str, int]],
+                       collapsed: frozenset[tuple[str, int]],
                        owed: set[tuple[str, int]]) -> str | None:
     """The deviation that accounts for a lost-interrupt difference, or None. A deviation
     loses no interrupt, so there are two ways only: a delivery fewer on KVM's side of a
-    vector whose two arrivals KVM took as one IRR request (``coalesced``), and posts that
-    KVM's later processing harvested while the hardware holds them in PIR with ON = 1 for
-    the notification their sender owes (``owed``: delivered, and not stuck, on KVM's side
-    only)."""
-    merged, later = {v for _, v in coalesced}, {v for _, v in owed}
+    vector whose two requests KVM took as one (``coalesced``; a delivery more where the
+    hardware did, ``collapsed``), and posts that KVM's processing harvested while the
+    hardware holds them in PIR with ON = 1 for the notification their sender owes (``owed``:
+    delivered, and not stuck, on KVM's side only)."""
+    merged, merged_hw = {v for _, v in coalesced}, {v for _, v in collapsed}
+    later = {v for _, v in owed}
     if check == LOST[2]:
         ok = not sw_only and hw_only <= later
     elif check == LOST[0]:
         ok = hw_only <= merged and sw_only <= later
     else:
-        ok = not sw_only and hw_only <= merged
+        ok = hw_only <= merged and sw_only <= merged_hw
     if not ok:
         return None
-    return min(d for d, v in coalesced | owed if v in hw_only | sw_only)
+    return min(d for d, v in coalesced | collapsed | owed if v in hw_only | sw_only)
+
+
+def _hardware_collapsed(scenario: Scenario, hardware: SideRun, software: SideRun,
+                        deviation_vectors: dict[str, frozenset[int]]
+                        ) -> frozenset[tuple[str, int]]:
+    """The other way round: a vector a coalescing deviation decided (D12: KVM took it first)
+    arrived again while the hardware still held its first request pending in L1's IRR, where
+    KVM had it in service already: the hardware's two requests collapsed (SDM 10.8.4), one
+    delivery more on KVM's side. Returns (deviation, vector) pairs."""
+    out = set()
+    for found, vectors in deviation_vectors.items():
+        dev = by_id(found)
+        if not isinstance(dev, Deviation) or dev.coalesces is None:
+            continue
+        for i, event in enumerate(scenario.events[1:len(hardware.outcomes)], start=1):
+            if not isinstance(event, InterruptEvent) or event.vector not in vectors:
+                continue
+            hw, sw = hardware.outcomes[i - 1], software.outcomes[i - 1]
+            if event.vector in hw.l1_apic.irr and event.vector not in sw.l1_apic.irr \
+                    and event.vector in sw.l1_apic.isr:
+                out.add((found, event.vector))
+    return frozenset(out)
 
 
 def _held_by_l2(one_sided: tuple[frozenset[int], frozenset[int]], hw: Outcome,
