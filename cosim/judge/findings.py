@@ -864,7 +864,9 @@ DEVIATIONS: tuple[Deviation, ...] = (
             "hardware's PIR holds them with ON = 1, which a post after a processing turns from "
             "0 to 1, so their notification is owed (the testbench's other agents write the "
             "descriptor only); the judge admits exactly those vectors, each delivered once "
-            "more by KVM, and no other descriptor difference.",
+            "more by KVM, and no other descriptor difference. A later arrival of one of the "
+            "two vectors collapses with its first request on the side that still holds it "
+            "pending (SDM 10.8.4): one delivery fewer there, also admitted.",
         residue=L1_APIC | PID | frozenset({"l2.delivered"}), residue_predicate=_d12_residue,
         coalesces=_d12_coalesced, harvests=_d12_harvested),
     Deviation(

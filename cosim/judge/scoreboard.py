@@ -553,11 +553,12 @@ def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
     ctx = DrainContext(scenario, hw, sw, (), tuple(sorted(deviation_vectors.items())),
                        frozenset(v for _, v in coalesced), frozenset(v for _, v in harvested))
     owed = owed_posts(ctx)
-    collapsed = _hardware_collapsed(scenario, hardware, software, deviation_vectors)
+    kvm_collapsed, collapsed = _later_collapses(scenario, hardware, software,
+                                                deviation_vectors)
     for check, (hw_only, sw_only) in lost.items():
         classes[check] = (_bug_covering(hw_only | sw_only, bug_vectors)
-                          or _lost_by_deviation(check, hw_only, sw_only, coalesced,
-                                                collapsed,
+                          or _lost_by_deviation(check, hw_only, sw_only,
+                                                coalesced | kvm_collapsed, collapsed,
                                                 {(d, v) for d, v in harvested if v in owed}))
     # L2's deliveries with a vector lost are that loss, unless a deviation accounts for it:
     # then its residue must account for the order of the rest too
@@ -600,14 +601,14 @@ def _lost_by_deviation(check: str, hw_only: frozenset[int], sw_only: frozenset[i
     return min(d for d, v in coalesced | collapsed | owed if v in hw_only | sw_only)
 
 
-def _hardware_collapsed(scenario: Scenario, hardware: SideRun, software: SideRun,
-                        deviation_vectors: dict[str, frozenset[int]]
-                        ) -> frozenset[tuple[str, int]]:
-    """The other way round: a vector a coalescing deviation decided (D12: KVM took it first)
-    arrived again while the hardware still held its first request pending in L1's IRR, where
-    KVM had it in service already: the hardware's two requests collapsed (SDM 10.8.4), one
-    delivery more on KVM's side. Returns (deviation, vector) pairs."""
-    out = set()
+def _later_collapses(scenario: Scenario, hardware: SideRun, software: SideRun,
+                     deviation_vectors: dict[str, frozenset[int]]
+                     ) -> tuple[frozenset[tuple[str, int]], frozenset[tuple[str, int]]]:
+    """A vector whose order a coalescing deviation decided (D12) arrives again while one side
+    still holds its first request pending in L1's IRR and the other has it in service: that
+    side's two requests collapse (SDM 10.8.4), one delivery fewer there. Returns the
+    (deviation, vector) pairs that collapsed on KVM's side and on the hardware's."""
+    kvm, hw_side = set(), set()
     for found, vectors in deviation_vectors.items():
         dev = by_id(found)
         if not isinstance(dev, Deviation) or dev.coalesces is None:
@@ -615,11 +616,13 @@ def _hardware_collapsed(scenario: Scenario, hardware: SideRun, software: SideRun
         for i, event in enumerate(scenario.events[1:len(hardware.outcomes)], start=1):
             if not isinstance(event, InterruptEvent) or event.vector not in vectors:
                 continue
-            hw, sw = hardware.outcomes[i - 1], software.outcomes[i - 1]
-            if event.vector in hw.l1_apic.irr and event.vector not in sw.l1_apic.irr \
-                    and event.vector in sw.l1_apic.isr:
-                out.add((found, event.vector))
-    return frozenset(out)
+            v, hw, sw = event.vector, hardware.outcomes[i - 1].l1_apic, \
+                software.outcomes[i - 1].l1_apic
+            if v in hw.irr and v not in sw.irr and v in sw.isr:
+                hw_side.add((found, v))
+            if v in sw.irr and v not in hw.irr and v in hw.isr:
+                kvm.add((found, v))
+    return frozenset(kvm), frozenset(hw_side)
 
 
 def _held_by_l2(one_sided: tuple[frozenset[int], frozenset[int]], hw: Outcome,
