@@ -594,12 +594,14 @@ def _stale_harvest(ctx: Context) -> frozenset[int] | None:
     hardware had no notification to process: KVM's ON is cleared and its PIR harvested into
     L2's virtual APIC, the hardware's ON = 1 and its PIR holds exactly what KVM harvested,
     all posted after an earlier processing (:func:`_posted_after_processing`); L1's state and
-    the VM exit are the same. Returns the harvested vectors (maybe none: ON alone), or None."""
-    hw, sw = ctx.hardware, ctx.software
+    the VM exit are the same (posts racing in after KVM's completion are in PIR on both
+    sides). Returns the harvested vectors (maybe none: ON alone), or None."""
+    hw, sw, late = ctx.hardware, ctx.software, ctx.raced_after  # (races after it: both)
     harvested = hw.pid.pir - sw.pid.pir
     if not (ctx.posted_interrupts and ctx.before is not None and ctx.before.pid.on
-            and hw.pid.on and not sw.pid.on and not sw.pid.pir and hw.pid.sn == sw.pid.sn
-            and hw.pid.pir == harvested and harvested <= _posted_after_processing(ctx)
+            and hw.pid.on and (not sw.pid.on or bool(late)) and sw.pid.pir <= late
+            and hw.pid.sn == sw.pid.sn and hw.pid.pir - late == harvested - late
+            and harvested <= _posted_after_processing(ctx)
             and (harvested or ctx.raced_before_earlier)
             and hw.vmexit == sw.vmexit and hw.mode == sw.mode and hw.l1_apic == sw.l1_apic):
         return None
