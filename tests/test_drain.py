@@ -101,6 +101,19 @@ def test_a_drain_that_never_settles_is_a_divergence():
     assert verdict.divergent == ("drain.settled",) and not verdict.agree
 
 
+def _verdicts(name, *tampers):
+    """A shipped scenario's hardware run and KVM run (post-patch), the verdict, and one more
+    verdict per function of KVM's state at rest standing in for it (a KVM that lies)."""
+    scenario = load_scenario(SCENARIOS / f"{name}.toml")
+    (run,) = simulate([Job(scenario)], "amaranth")
+    kvm = run_beside(scenario, POST, run.side).side
+    verdicts = [compare(scenario, POST, "amaranth", 0, run.side, kvm)]
+    for tamper in tampers:
+        lying = replace(kvm, drain=kvm.drain[:-1] + ((kvm.drain[-1][0], tamper(kvm.final)),))
+        verdicts.append(compare(scenario, POST, "amaranth", 0, run.side, lying))
+    return run, kvm, verdicts
+
+
 @pytest.mark.parametrize("tamper,unexplained", [
     # KVM delivers the harvested post twice: the loss check admits 0x52, the residue (which
     # takes one delivery of it off KVM's side) does not, nor D12's descriptor difference
@@ -118,15 +131,11 @@ def test_posts_harvested_later_are_d12_only_in_its_shape(tamper, unexplained):
     missed (the hardware holds it in PIR with ON = 1, its notification owed). The judge
     names D12 for exactly that shape; a delivery too many, a vector not posted after the
     hardware's processing, or another descriptor difference stays unexplained."""
-    scenario = load_scenario(SCENARIOS / "d12-nv-first-race-harvested-later.toml")
-    (run,) = simulate([Job(scenario)], "amaranth")
-    kvm = run_beside(scenario, POST, run.side).side
-    verdict = compare(scenario, POST, "amaranth", 0, run.side, kvm)
+    run, kvm, (verdict, verdict_lying) = _verdicts("d12-nv-first-race-harvested-later", tamper)
     assert verdict.deviations == ("D12",) and verdict.agree
     assert dict(verdict.drain.classes)["lost.pid_stuck"] == "D12"
     assert kvm.final.l2.delivered == (0x52,) and run.side.final.pid.pir == {0x52}
-    lying = replace(kvm, drain=kvm.drain[:-1] + ((kvm.drain[-1][0], tamper(kvm.final)),))
-    verdict = compare(scenario, POST, "amaranth", 0, run.side, lying)
+    verdict = verdict_lying
     assert verdict.deviations == ("D12",)
     assert set(verdict.divergent) == unexplained and not verdict.agree
 
@@ -154,14 +163,10 @@ def test_kb2_on_kvm_side_alone_needs_a_notification_that_goes_nowhere():
 def test_a_stale_pi_pending_harvest_is_d13_only_in_its_shape():
     """D13: KVM's stale nested pi_pending harvests a post that waits on the hardware for its
     owed notification. Delivered twice by KVM, or with another vector, it stays unexplained."""
-    scenario = load_scenario(SCENARIOS / "d13-stale-pi-pending-harvests-a-post.toml")
-    (run,) = simulate([Job(scenario)], "amaranth")
-    kvm = run_beside(scenario, POST, run.side).side
-    verdict = compare(scenario, POST, "amaranth", 0, run.side, kvm)
+    tampers = [lambda f, d=d: replace(f, l2=replace(f.l2, delivered=d))
+               for d in ((0x52, 0x52), (0x52, 0x77))]
+    _run, _kvm, (verdict, *lying) = _verdicts("d13-stale-pi-pending-harvests-a-post", *tampers)
     assert verdict.deviations == ("D13",) and verdict.agree
     assert dict(verdict.drain.classes)["lost.l2_delivered"] == "D13"
-    for delivered in ((0x52, 0x52), (0x52, 0x77)):
-        final = replace(kvm.final, l2=replace(kvm.final.l2, delivered=delivered))
-        lying = replace(kvm, drain=kvm.drain[:-1] + ((kvm.drain[-1][0], final),))
-        verdict = compare(scenario, POST, "amaranth", 0, run.side, lying)
-        assert not verdict.agree and verdict.divergent, delivered
+    for v in lying:
+        assert not v.agree and v.divergent
