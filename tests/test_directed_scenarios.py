@@ -96,6 +96,46 @@ MISSES = {
                                             for v in KernelVersion},  # D10
     "d12-nv-first-then-masked-by-l1-tpr": {v: ["l1_apic.irr", "pid.on"] for v in KernelVersion},
     "d12-then-the-same-vector-again": {v: ["l1_apic.irr", "l1_apic.isr"] for v in KernelVersion},
+    # the open cases (test_cosim.OPEN)
+    "open-l1-in-service-while-l2-runs": {
+        PRE: ['mode', 'l1_apic.irr', 'l1_apic.isr'],
+        POST: ['mode', 'l1_apic.irr', 'l1_apic.isr'],
+        NOV: ['mode', 'l1_apic.irr', 'l1_apic.isr'],
+    },
+    "open-l1-takes-nv-through-its-idt": {
+        PRE: ['l1_apic.irr', 'l1_apic.isr'],
+        POST: ['l1_apic.isr', 'pid.pir', 'pid.on', 'l2.virr'],
+        NOV: ['l1_apic.isr', 'pid.pir', 'pid.on', 'l2.virr'],
+    },
+    "open-kb2-with-rvi-outside-virr-not-delivered": {
+        PRE: ['pid.pir', 'pid.on', 'l2.virr', 'l2.visr', 'l2.delivered'],
+        POST: ['pid.pir', 'pid.on', 'l2.virr', 'l2.visr', 'l2.delivered'],
+        NOV: ['l2.virr', 'l2.visr', 'l2.delivered'],
+    },
+    "open-seed-3-case-2071": {
+        PRE: ['mode', 'l1_apic.irr', 'l1_apic.isr'],
+        POST: ['l1_apic.irr', 'l1_apic.isr', 'pid.pir', 'pid.on', 'l2.visr', 'l2.delivered'],
+        NOV: ['l1_apic.irr', 'l1_apic.isr', 'pid.pir', 'pid.on', 'l2.visr', 'l2.delivered'],
+    },
+    "open-seed-4-case-6120": {
+        PRE: ['mode', 'l1_apic.isr', 'pid.pir', 'l2.delivered'],
+        POST: ['l2.visr'],
+        NOV: ['l2.visr'],
+    },
+    "open-seed-4-case-1584": {
+        PRE: ['l1_apic.isr'],
+        POST: ['l1_apic.isr', 'pid.pir', 'pid.on', 'l2.virr'],
+        NOV: ['l1_apic.isr', 'pid.pir', 'pid.on', 'l2.virr'],
+    },
+    "open-seed-4-case-3371": {
+        PRE: ['l1_apic.irr', 'l1_apic.isr'],
+        POST: ['mode', 'l1_apic.irr', 'l1_apic.isr', 'pid.pir', 'pid.on', 'l2.visr',
+               'l2.delivered'],
+        NOV: ['mode', 'l1_apic.irr', 'l1_apic.isr', 'pid.pir', 'pid.on', 'l2.visr', 'l2.delivered'],
+    },
+    "open-seed-3-case-3298": {
+        PRE: ['mode', 'l1_apic.isr'],
+    },
     "kb4-at-the-start-then-a-post": {PRE: ["mode", "l1_apic.isr", "pid.pir", "l2.visr",
                                            "l2.delivered"],  # KB1
                                      **{v: ["pid.pir", "l2.visr", "l2.delivered"]
