@@ -54,10 +54,6 @@ OPEN: dict[str, dict[KernelVersion, tuple[str, ...]]] = {
         NOV: ('l1_apic.irr', 'l1_apic.isr', 'l1_apic.ppr', 'l2.delivered', 'l2.svi', 'l2.visr',
               'l2.vppr', 'lost.l2_delivered', 'lost.pid_stuck', 'pid.on', 'pid.pir'),
     },
-    "open-seed-4-case-6120": {
-        POST: ('l2.visr',),
-        NOV: ('l2.visr',),
-    },
     "open-seed-4-case-1584": {
         POST: ('lost.l1_delivered', 'lost.l2_delivered', 'lost.pid_stuck', 'pid.on', 'pid.pir'),
         NOV: ('lost.l1_delivered', 'lost.l2_delivered', 'lost.pid_stuck', 'pid.on', 'pid.pir'),
@@ -168,7 +164,7 @@ EXPECTED = {
         POST: (('D12',), ()),
         NOV: (('D12',), ()),
     },
-    "open-seed-4-case-6120": {
+    "kb4-consequence-after-l2-eoi-and-a-second-nv": {
         PRE: ((), ('KB1',)),
         POST: ((), ('KB4',)),
         NOV: ((), ('KB4',)),

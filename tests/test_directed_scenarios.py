@@ -117,7 +117,7 @@ MISSES = {
         POST: ['l1_apic.irr', 'l1_apic.isr', 'pid.pir', 'pid.on', 'l2.visr', 'l2.delivered'],
         NOV: ['l1_apic.irr', 'l1_apic.isr', 'pid.pir', 'pid.on', 'l2.visr', 'l2.delivered'],
     },
-    "open-seed-4-case-6120": {
+    "kb4-consequence-after-l2-eoi-and-a-second-nv": {
         PRE: ['mode', 'l1_apic.isr', 'pid.pir', 'l2.delivered'],
         POST: ['l2.visr'],
         NOV: ['l2.visr'],

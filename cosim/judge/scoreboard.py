@@ -278,8 +278,12 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
             open_fields = set()
         ended = _other_eoi(event, previous, open_fields)
         if ended is not None:
-            for name in open_fields & _EOIS[type(event)][1]:
+            eoi_fields = open_fields & _EOIS[type(event)][1]
+            for name in eoi_fields:
                 classes[name] = ended
+            # the vectors the EOI left in service on one side only: the finding's from now on
+            _note(bug_vectors if is_known_bug(ended) else deviation_vectors, ended,
+                  _changed_vectors(eoi_fields, hw, sw))
             open_fields -= set(classes)
         _catching_up(ctx, open_fields, classes, deviation_vectors)
         _collapse_delayed(ctx, deviation_vectors, coalesced)
