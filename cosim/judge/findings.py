@@ -153,12 +153,6 @@ class Context:
         return late
 
     @property
-    def raced_before_earlier(self) -> bool:
-        """Another agent's post landed during or after a processing at an earlier event."""
-        return any(r.event < self.index and w != "before"
-                   for r, w in zip(self.scenario.races, self.windows, strict=False))
-
-    @property
     def on_before(self) -> bool:
         if isinstance(self.event, PostEvent) and not self.start_processes:
             return True
@@ -577,16 +571,21 @@ def owed_posts(ctx: DrainContext) -> frozenset[int]:
     return owed
 
 
-def _posted_after_processing(ctx: Context) -> frozenset[int]:
-    """Vectors posted at earlier events after a processing's step 3: races that landed
-    ``during`` or ``after`` it, and ``post`` events. Each such post found ON = 0 or joined a
+def _posted_after_processing(ctx: Context) -> tuple[frozenset[int], bool]:
+    """What was posted at earlier events after a notification's processing (from the first
+    NV arrival on, when KVM's nested ``pi_pending`` was set): races that landed ``during``
+    or ``after`` a processing, and ``post`` events. Each such post found ON = 0 or joined a
     post that did (ON is 1 only between a post and the next processing's step 3), so a
-    notification is owed for it: its sender's, or the earlier sender's."""
+    notification is owed for it. Returns the vectors, and whether a race set ON again."""
+    first = next((i for i, e in enumerate(ctx.scenario.events)
+                  if isinstance(e, InterruptEvent) and e.vector == ctx.nv), None)
+    if first is None or first >= ctx.index:
+        return frozenset(), False
     raced = frozenset(r.vector for r, w in zip(ctx.scenario.races, ctx.windows, strict=False)
-                      if r.event < ctx.index and w != "before")
-    posted = frozenset(e.vector for e in ctx.scenario.events[:ctx.index]
+                      if first <= r.event < ctx.index and w != "before")
+    posted = frozenset(e.vector for e in ctx.scenario.events[first + 1:ctx.index]
                        if isinstance(e, PostEvent))
-    return raced | posted
+    return raced | posted, bool(raced)
 
 
 def _stale_harvest(ctx: Context) -> frozenset[int] | None:
@@ -598,11 +597,11 @@ def _stale_harvest(ctx: Context) -> frozenset[int] | None:
     sides). Returns the harvested vectors (maybe none: ON alone), or None."""
     hw, sw, late = ctx.hardware, ctx.software, ctx.raced_after  # (races after it: both)
     harvested = hw.pid.pir - sw.pid.pir
+    posted, reset = _posted_after_processing(ctx)
     if not (ctx.posted_interrupts and ctx.before is not None and ctx.before.pid.on
             and hw.pid.on and (not sw.pid.on or bool(late)) and sw.pid.pir <= late
             and hw.pid.sn == sw.pid.sn and hw.pid.pir - late == harvested - late
-            and harvested <= _posted_after_processing(ctx)
-            and (harvested or ctx.raced_before_earlier)
+            and harvested <= posted and (harvested or reset)
             and hw.vmexit == sw.vmexit and hw.mode == sw.mode and hw.l1_apic == sw.l1_apic):
         return None
     if harvested:
