@@ -34,11 +34,6 @@ D12_BUT_KB1_AT_PRE = {PRE: ((), ("KB1",)), POST: (("D12",), ()), NOV: (("D12",),
 #: the open cases, shipped so that the product shows them until they are explained (their
 #: descriptions say what is known): scenario -> version -> the unexplained fields
 OPEN: dict[str, dict[KernelVersion, tuple[str, ...]]] = {
-    "open-l1-in-service-while-l2-runs": {
-        PRE: ('l1_apic.irr', 'l1_apic.isr', 'l1_apic.ppr'),
-        POST: ('l1_apic.irr', 'l1_apic.isr', 'l1_apic.ppr'),
-        NOV: ('l1_apic.irr', 'l1_apic.isr', 'l1_apic.ppr'),
-    },
     "open-l1-takes-nv-through-its-idt": {
         POST: ('lost.l1_delivered', 'lost.l2_delivered', 'lost.pid_stuck', 'pid.on', 'pid.pir'),
         NOV: ('lost.l1_delivered', 'lost.l2_delivered', 'lost.pid_stuck', 'pid.on', 'pid.pir'),
@@ -147,7 +142,7 @@ EXPECTED = {
     "l2-virtual-recognized-at-reentry-then-tpr": {v: (("D11",), ()) for v in KernelVersion},
     "seed-then-more-l1-interrupts": SEED_BUG,
     # found by pi-cosim regress at seeds 2-4 and shipped open (OPEN)
-    "open-l1-in-service-while-l2-runs": {v: (("D12",), ()) for v in KernelVersion},
+    "d12-l1-handlers-unfinished-while-l2-runs": {v: (("D12",), ()) for v in KernelVersion},
     "open-l1-takes-nv-through-its-idt": D12_BUT_KB1_AT_PRE,
     "open-kb2-with-rvi-outside-virr-not-delivered": {NOV: ((), ("KB10",))},
     "open-seed-3-case-2071": {PRE: (("D12",), ("KB1",)), POST: (("D12",), ()),

@@ -97,7 +97,7 @@ MISSES = {
     "d12-nv-first-then-masked-by-l1-tpr": {v: ["l1_apic.irr", "pid.on"] for v in KernelVersion},
     "d12-then-the-same-vector-again": {v: ["l1_apic.irr", "l1_apic.isr"] for v in KernelVersion},
     # the open cases (test_cosim.OPEN)
-    "open-l1-in-service-while-l2-runs": {
+    "d12-l1-handlers-unfinished-while-l2-runs": {
         PRE: ['mode', 'l1_apic.irr', 'l1_apic.isr'],
         POST: ['mode', 'l1_apic.irr', 'l1_apic.isr'],
         NOV: ['mode', 'l1_apic.irr', 'l1_apic.isr'],

@@ -526,7 +526,8 @@ def held_behind(outcome: Outcome, vectors: frozenset[int]) -> frozenset[int]:
 
 def _d12_residue(ctx: DrainContext, name: str) -> bool:
     """At rest only D12's vectors differ (and, in L1's IRR, vectors that one of them in
-    service holds back): in L1's IRR/ISR, and in L2's deliveries, where KVM's are the
+    service holds back; in L1's ISR, vectors still in service on a side whose L2 runs at
+    rest, their handlers unfinished): in L1's IRR/ISR, and in L2's deliveries, where KVM's are the
     hardware's with the earlier arrival taken later, or missing where KVM still holds it
     pending in L1's IRR or took the two arrivals of one vector once. With NV the earlier
     arrival, posts that landed after the hardware's processing of it may be in the
@@ -536,7 +537,13 @@ def _d12_residue(ctx: DrainContext, name: str) -> bool:
     only, PIR the same); nothing else of the descriptor may differ."""
     hw, sw, mine = ctx.hardware, ctx.software, ctx.vectors_of("D12")
     held = held_behind(hw, mine) | held_behind(sw, mine)
-    if not ((hw.l1_apic.irr ^ sw.l1_apic.irr) | (hw.l1_apic.isr ^ sw.l1_apic.isr)) <= mine | held:
+    # in service on a side whose L2 runs at rest: delivered to L1, its handler unfinished
+    # (L1 ends it when it next runs, which the drain cannot make happen while L2 runs)
+    unfinished = ((sw.l1_apic.isr - hw.l1_apic.isr if sw.mode == "l2" else frozenset())
+                  | (hw.l1_apic.isr - sw.l1_apic.isr if hw.mode == "l2" else frozenset()))
+    if not (hw.l1_apic.irr ^ sw.l1_apic.irr) <= mine | held:
+        return False
+    if not (hw.l1_apic.isr ^ sw.l1_apic.isr) <= mine | unfinished:
         return False
     owed = owed_posts(ctx)
     nv = ctx.scenario.vmcs12.posted_intr_nv & 0xFF
