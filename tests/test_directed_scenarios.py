@@ -107,7 +107,7 @@ MISSES = {
         POST: ['l1_apic.isr', 'pid.pir', 'pid.on', 'l2.virr'],
         NOV: ['l1_apic.isr', 'pid.pir', 'pid.on', 'l2.virr'],
     },
-    "open-kb2-with-rvi-outside-virr-not-delivered": {
+    "kb2-with-the-entry-rvi-delivered-first": {
         PRE: ['pid.pir', 'pid.on', 'l2.virr', 'l2.visr', 'l2.delivered'],
         POST: ['pid.pir', 'pid.on', 'l2.virr', 'l2.visr', 'l2.delivered'],
         NOV: ['l2.virr', 'l2.visr', 'l2.delivered'],
