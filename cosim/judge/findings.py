@@ -59,6 +59,12 @@ def _hsb(vectors) -> int:
     return max(vectors, default=-1)
 
 
+def held_in_virr(outcome: Outcome) -> frozenset[int]:
+    """L2's pending vectors that its VPPR holds back (class at or below VPPR's): pending, not
+    lost, until L2's priority drops (VID-4)."""
+    return frozenset(v for v in outcome.l2.virr if v >> 4 <= outcome.l2.vppr >> 4)
+
+
 def _l2_vectors(outcome: Outcome) -> frozenset[int]:
     """Every L2 vector the virtual APIC holds or delivered."""
     return frozenset(outcome.l2.virr | outcome.l2.visr | set(outcome.l2.delivered))
@@ -118,11 +124,17 @@ class Context:
         return frozenset(pir) | self.raced_during
 
     @property
+    def after_start_entry(self) -> bool:
+        """The first event of a scenario that starts in L2: its outcome includes the start,
+        which is L1's VM entry on both sides."""
+        return self.before is None and self.scenario.start == "l2"
+
+    @property
     def start_processes(self) -> bool:
         """The first event of a scenario that starts in L2 with NV pending above L1's PPR:
         the start's VM entry processes the descriptor before the event's own post lands."""
         s = self.scenario
-        return (self.before is None and s.start == "l2" and s.vmcs12.process_posted_interrupts
+        return (self.after_start_entry and s.vmcs12.process_posted_interrupts
                 and self.nv in s.l1_apic.irr and self.nv >> 4 > s.l1_apic.ppr >> 4)
 
     @property
@@ -640,7 +652,7 @@ def _stale_pi_pending_residue(ctx: DrainContext, name: str) -> bool:
                  and hw.pid.sn == sw.pid.sn) or bool(owed))
     pending = sw.l2.virr - hw.l2.virr  # harvested, and held behind L2's VPPR at rest
     if not (owed and pending <= owed and hw.l2.virr <= sw.l2.virr
-            and all(v >> 4 <= sw.l2.vppr >> 4 for v in pending)):
+            and pending <= held_in_virr(sw)):
         return False
     if name in ("l2.virr", "l2.rvi"):
         return bool(pending) and sw.l2.rvi == max(sw.l2.virr)
@@ -668,8 +680,7 @@ def _entry_with_nv_pending(ctx: Context) -> bool:
     """A VM entry (a ``vm_entry`` event, or the scenario's start in L2, which is L1's VM
     entry on both sides) with posted interrupts on and the notification pending in L1's
     IRR, after which both took the same VM exit, or none."""
-    entry = isinstance(ctx.event, VmEntryEvent) or (ctx.before is None
-                                                    and ctx.scenario.start == "l2")
+    entry = isinstance(ctx.event, VmEntryEvent) or ctx.after_start_entry
     return (entry and ctx.posted_interrupts and ctx.nv in ctx.irr_before
             and ctx.hardware.vmexit == ctx.software.vmexit)
 
@@ -742,7 +753,7 @@ def _held_later(ctx: DrainContext, mine: frozenset[int],
     extra = late.l2.virr - early.l2.virr
     if early.l2.virr - late.l2.virr or not extra <= mine:
         return None
-    if any(v >> 4 > late.l2.vppr >> 4 or v not in early.l2.delivered for v in extra):
+    if not extra <= held_in_virr(late) or any(v not in early.l2.delivered for v in extra):
         return None
     if extra and late.l2.rvi != max(late.l2.virr):
         return None

@@ -61,6 +61,7 @@ from cosim.judge.findings import (
     by_id,
     delivered_first,
     held_behind,
+    held_in_virr,
     is_known_bug,
     owed_posts,
 )
@@ -258,11 +259,7 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
         for deviation in DEVIATIONS:
             explained = deviation.explains(ctx, open_fields)
             if explained:
-                _note(deviation_vectors, deviation.id, deviation.vectors(ctx))
-                if deviation.coalesces is not None:
-                    coalesced |= {(deviation.id, v) for v in deviation.coalesces(ctx)}
-                if deviation.harvests is not None:
-                    harvested |= {(deviation.id, v) for v in deviation.harvests(ctx)}
+                _hit(deviation, ctx, deviation_vectors, coalesced, harvested)
                 last_finding = deviation.id
             for name in explained:
                 classes[name] = deviation.id
@@ -309,7 +306,7 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
     if hardware.impossible is None:
         _drain_findings(scenario, version, hardware, software,
                         None if previous is None else previous.software, bug_vectors,
-                        deviation_vectors, coalesced)
+                        deviation_vectors, coalesced, harvested)
         hit = {c for r in results for _, c in r.classes if c is not None} | set(deviation_vectors)
         drain = _judge_rest(scenario, hardware, software, bug_vectors,
                             [by_id(i) for i in sorted(hit) if not is_known_bug(i)],
@@ -325,7 +322,8 @@ def _drain_findings(scenario: Scenario, version: KernelVersion, hardware: SideRu
                     software: SideRun, before: Outcome | None,
                     bug_vectors: dict[str, frozenset[int]],
                     deviation_vectors: dict[str, frozenset[int]],
-                    coalesced: set[tuple[str, int]]) -> None:
+                    coalesced: set[tuple[str, int]],
+                    harvested: set[tuple[str, int]]) -> None:
     """Findings that strike in the drain: while both sides take the same drain steps (an L1
     EOI, a VM entry, an L2 EOI), each step is an event like the scenario's, and a known bug
     or a deviation whose predicate holds on it adds its vectors, so that what it leaves at
@@ -343,13 +341,12 @@ def _drain_findings(scenario: Scenario, version: KernelVersion, hardware: SideRu
             diffs = set(differences(hw_step[1], sw))
             if diffs:
                 ctx = Context(scenario, version, sw_event, before, hw_step[1], sw, first + k)
-                for findings, hits in ((KNOWN_BUGS, bug_vectors),
-                                       (DEVIATIONS, deviation_vectors)):
-                    for finding in findings:
-                        if finding.explains(ctx, diffs):
-                            _note(hits, finding.id, finding.vectors(ctx))
-                            if isinstance(finding, Deviation) and finding.coalesces:
-                                coalesced |= {(finding.id, v) for v in finding.coalesces(ctx)}
+                for bug in KNOWN_BUGS:
+                    if bug.explains(ctx, diffs):
+                        _note(bug_vectors, bug.id, bug.vectors(ctx))
+                for deviation in DEVIATIONS:
+                    if deviation.explains(ctx, diffs):
+                        _hit(deviation, ctx, deviation_vectors, coalesced, harvested)
         elif before is not None:  # apart: KVM's own steps, by the bugs' one-sided signatures
             for bug in KNOWN_BUGS:
                 if bug.signature is not None and bug.applies(version):
@@ -398,6 +395,17 @@ def _other_eoi(event: Event, previous: "EventResult | None",
     return finding
 
 
+def _hit(deviation: Deviation, ctx: Context, deviation_vectors: dict[str, frozenset[int]],
+         coalesced: set[tuple[str, int]], harvested: set[tuple[str, int]]) -> None:
+    """Record a deviation that showed at an event or a drain step: its vectors, and the
+    vectors it took two requests of as one or lets KVM harvest later (its residue's)."""
+    _note(deviation_vectors, deviation.id, deviation.vectors(ctx))
+    if deviation.coalesces is not None:
+        coalesced |= {(deviation.id, v) for v in deviation.coalesces(ctx)}
+    if deviation.harvests is not None:
+        harvested |= {(deviation.id, v) for v in deviation.harvests(ctx)}
+
+
 def _catching_up(ctx: Context, open_fields: set[str], classes: dict[str, str | None],
                  deviation_vectors: dict[str, frozenset[int]]) -> None:
     """KVM delivers to L2 at this event a vector that a deviation delayed earlier (D10), and
@@ -442,7 +450,7 @@ def _changed_vectors(names: set[str], hw: Outcome, sw: Outcome) -> frozenset[int
             continue
         a, b = hw.get(name), sw.get(name)
         if isinstance(a, frozenset | tuple) and isinstance(b, frozenset | tuple):
-            out |= set(Counter(a) - Counter(b)) | set(Counter(b) - Counter(a))
+            out.update(*_one_sided(Counter(a), Counter(b)))
     return frozenset(out)
 
 
@@ -566,11 +574,11 @@ def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
                                                 {(d, v) for d, v in harvested if v in owed}))
     # L2's deliveries with a vector lost are that loss, unless a deviation accounts for it:
     # then its residue must account for the order of the rest too
-    lost_l2 = classes.get(LOST[0], "") or ""
+    lost_l2 = classes.get(LOST[0])
+    loss_stands = LOST[0] in lost and (lost_l2 is None or is_known_bug(lost_l2))
     fields = tuple(d for d in differences(hw, sw)
                    if not d.startswith("vmexit") and d != "vmentry_error"
-                   and not (d == "l2.delivered" and LOST[0] in lost
-                            and (not lost_l2 or is_known_bug(lost_l2))))
+                   and not (d == "l2.delivered" and loss_stands))
     ctx = replace(ctx, differences=fields)
     for name in fields:
         classes[name] = _explain_residue(name, hw, sw, ctx, bug_vectors, deviations)
@@ -587,7 +595,7 @@ def _lost_by_deviation(check: str, hw_only: frozenset[int], sw_only: frozenset[i
                        collapsed: frozenset[tuple[str, int]],
                        owed: set[tuple[str, int]]) -> str | None:
     """The deviation that accounts for a lost-interrupt difference, or None. A deviation
-    loses no interrupt, so there are two ways only: a delivery fewer on KVM's side of a
+    loses no interrupt, so there are these ways only: a delivery fewer on KVM's side of a
     vector whose two requests KVM took as one (``coalesced``; a delivery more where the
     hardware did, ``collapsed``), and posts that KVM's processing harvested while the
     hardware holds them in PIR with ON = 1 for the notification their sender owes (``owed``:
@@ -632,15 +640,11 @@ def _later_collapses(scenario: Scenario, hardware: SideRun, software: SideRun,
 def _held_by_l2(one_sided: tuple[frozenset[int], frozenset[int]], hw: Outcome,
                 sw: Outcome) -> tuple[frozenset[int], frozenset[int]]:
     """Vectors delivered to L2 on one side only, less those the other side's L2 still holds
-    pending in VIRR behind its VPPR at rest (class at or below VPPR's, after an L2 TPR write
-    that masked them): delivered once L2 lowers its TPR, not lost. The difference (VIRR, RVI,
-    the deliveries) stays one that a finding must explain."""
+    pending in VIRR behind its VPPR at rest (after an L2 TPR write that masked them):
+    delivered once L2 lowers its TPR, not lost. The difference (VIRR, RVI, the deliveries)
+    stays one that a finding must explain."""
     hw_only, sw_only = one_sided
-
-    def masked(outcome: Outcome) -> frozenset[int]:
-        return frozenset(v for v in outcome.l2.virr if v >> 4 <= outcome.l2.vppr >> 4)
-
-    return hw_only - masked(sw), sw_only - masked(hw)
+    return hw_only - held_in_virr(sw), sw_only - held_in_virr(hw)
 
 
 def _unheld(one_sided: tuple[frozenset[int], frozenset[int]], hw: Outcome,
