@@ -247,6 +247,23 @@ def backend_run(sim: str, scenarios: list[Scenario]) -> dict:
             "_sides": [run.side for run in runs]}
 
 
+def verilator_clocks(scenarios: list[Scenario]) -> dict:
+    """cocotb + Verilator with the clock driven by the simulator's main loop (the default,
+    ``backends.VERILATOR_MAIN``) and by cocotb's GPI clock (``PI_COSIM_GPI_CLOCK=1``), the
+    same jobs, interleaved, best of three each."""
+    jobs = [Job(s) for s in scenarios]
+    times: dict[str, list[float]] = {"main": [], "gpi": []}
+    for _ in range(3):
+        for clock in times:
+            os.environ[backends.GPI_CLOCK] = str(int(clock == "gpi"))
+            started = time.monotonic()
+            backends.simulate(jobs, "verilator", workers=1)
+            times[clock].append(time.monotonic() - started)
+    os.environ.pop(backends.GPI_CLOCK)
+    best = {clock: min(t) for clock, t in times.items()}
+    return {"main_s": best["main"], "gpi_s": best["gpi"], "main_over_gpi": best["main"] / best["gpi"]}
+
+
 def raw_amaranth(scenarios: list[Scenario]) -> dict:
     """amaranth.sim's own limit: the harness running the encoded jobs through the testbench's
     own batch loop (``run_encoded``), timed without elaboration, encoding or decoding."""
@@ -464,6 +481,12 @@ def markdown(r: dict) -> str:
         marginal = fig.get("marginal_fraction_of_raw")
         lines.append(f"| {names[sim]} | {fig['fixed_s']:.2f} | {fig['marginal_s'] * 1e6:,.0f} "
                      f"| {'-' if marginal is None else f'{marginal:.2f}'} |")
+    clock = r["backends"].get("verilator", {}).get("clock")
+    if clock:
+        lines += ["", f"cocotb + Verilator with the clock driven in the simulator's main loop "
+                  f"(the default): {clock['main_s']:.2f} s for the cases, against "
+                  f"{clock['gpi_s']:.2f} s with cocotb's GPI clock (ratio "
+                  f"{clock['main_over_gpi']:.2f}; best of three each, interleaved)."]
     kut = r.get("kut_3_versions_s")
     if kut:
         lines += ["", f"All {kut['scenarios']} cases against the three KVM versions as a user "
@@ -553,6 +576,8 @@ def main(argv=None) -> int:
             raw["icarus"] = raw_icarus(scenarios, work / "i")
     backends_run = {sim: backend_run(sim, amaranth_cases if sim == "amaranth" else scenarios)
                     for sim in sims}
+    if "verilator" in backends_run:
+        backends_run["verilator"]["clock"] = verilator_clocks(scenarios)
     # the raw C++ replay's records decode to exactly the cocotb runs' outcomes
     from cosim.hardware.testbench import decode
 

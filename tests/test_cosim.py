@@ -38,12 +38,6 @@ OPEN: dict[str, dict[KernelVersion, tuple[str, ...]]] = {
         POST: ('lost.l1_delivered', 'lost.l2_delivered', 'lost.pid_stuck', 'pid.on', 'pid.pir'),
         NOV: ('lost.l1_delivered', 'lost.l2_delivered', 'lost.pid_stuck', 'pid.on', 'pid.pir'),
     },
-    "open-seed-3-case-2071": {
-        POST: ('l1_apic.irr', 'l1_apic.isr', 'l1_apic.ppr', 'l2.delivered', 'l2.svi', 'l2.visr',
-               'l2.vppr', 'lost.l2_delivered', 'lost.pid_stuck', 'pid.on', 'pid.pir'),
-        NOV: ('l1_apic.irr', 'l1_apic.isr', 'l1_apic.ppr', 'l2.delivered', 'l2.svi', 'l2.visr',
-              'l2.vppr', 'lost.l2_delivered', 'lost.pid_stuck', 'pid.on', 'pid.pir'),
-    },
     "open-seed-4-case-1584": {
         POST: ('lost.l1_delivered', 'lost.l2_delivered', 'lost.pid_stuck', 'pid.on', 'pid.pir'),
         NOV: ('lost.l1_delivered', 'lost.l2_delivered', 'lost.pid_stuck', 'pid.on', 'pid.pir'),
@@ -136,7 +130,7 @@ EXPECTED = {
     "open-l1-takes-nv-through-its-idt": D12_BUT_KB1_AT_PRE,
     "kb2-with-the-entry-rvi-delivered-first": {PRE: ((), ("KB2",)), POST: ((), ("KB2",)),
                                                NOV: ((), ("KB10",))},
-    "open-seed-3-case-2071": {PRE: (("D12",), ("KB1",)), POST: (("D12",), ()),
+    "d12-nv-meets-another-l1-ppr": {PRE: (("D12",), ("KB1",)), POST: (("D12",), ()),
                               NOV: (("D12",), ())},
     "kb4-consequence-after-l2-eoi-and-a-second-nv": {PRE: ((), ("KB1",)), POST: ((), ("KB4",)),
                                                      NOV: ((), ("KB4",))},

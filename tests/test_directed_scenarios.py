@@ -112,7 +112,7 @@ MISSES = {
         POST: ['pid.pir', 'pid.on', 'l2.virr', 'l2.visr', 'l2.delivered'],
         NOV: ['l2.virr', 'l2.visr', 'l2.delivered'],
     },
-    "open-seed-3-case-2071": {
+    "d12-nv-meets-another-l1-ppr": {
         PRE: ['mode', 'l1_apic.irr', 'l1_apic.isr'],
         POST: ['l1_apic.irr', 'l1_apic.isr', 'pid.pir', 'pid.on', 'l2.visr', 'l2.delivered'],
         NOV: ['l1_apic.irr', 'l1_apic.isr', 'pid.pir', 'pid.on', 'l2.visr', 'l2.delivered'],

@@ -275,12 +275,21 @@ def _cached_runner(sim: str):
                 # with cocotb's --public-flat-rw, every signal of the design is, and the
                 # simulation runs ten times slower.
                 commands[0] = [arg for arg in commands[0] if arg != "--public-flat-rw"]
+                # pi-cosim's main (cocotb's, driving the clock itself: VERILATOR_MAIN)
+                commands[0] = [str(VERILATOR_MAIN) if arg.endswith("verilator.cpp") else arg
+                               for arg in commands[0]]
             return commands
 
     return CachedRunner()
 
 
 BUILT = "built"
+#: cocotb's Verilator main with the clock driven in C++ (``+pi_cosim_half_period``): the
+#: same edges as cocotb's GPI clock, without a VPI callback and write per half period
+VERILATOR_MAIN = Path(__file__).with_name("verilator_main.cpp")
+#: set to 1 to have cocotb's GPI clock drive the Verilator build's clock instead (the build
+#: is the same; ``python -m bench`` measures both)
+GPI_CLOCK = "PI_COSIM_GPI_CLOCK"
 
 
 def _verilator_public() -> str:
@@ -335,7 +344,7 @@ def _build(sim: str, waves: bool, *, force: bool = False):
     _simulator_env(sim)
     runner = _cached_runner(sim)
     needs = installation(sim)
-    key = [_design_key(), _verilator_public(), sim, str(waves),
+    key = [_design_key(), _verilator_public(), VERILATOR_MAIN.read_text(), sim, str(waves),
            *(f"{k}={v}" for k, v in sorted(needs.items()))]
     digest = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
     build_dir = build_root() / f"{sim}{'-waves' if waves else ''}-{digest}"
@@ -452,6 +461,9 @@ def _run_cocotb_once(jobs, sim: str, dump: Path | None, force_build: bool) -> li
                                     "trace_memory": trace_memory()}))
         log = test_dir / "sim.log"
         plusargs, test_args = [], []
+        main_clock = sim == "verilator" and os.environ.get(GPI_CLOCK) != "1"
+        if main_clock:  # the simulator's main drives the clock (VERILATOR_MAIN)
+            plusargs = [f"+pi_cosim_half_period={half_period_steps()}"]
         if dump is not None and sim == "icarus":
             plusargs = [f"+dumpfile_path={dump.resolve()}"]
         elif dump is not None:
@@ -460,7 +472,9 @@ def _run_cocotb_once(jobs, sim: str, dump: Path | None, force_build: bool) -> li
         try:
             runner.test(test_module="cosim.hardware.cocotb_replay", hdl_toplevel=TOPLEVEL,
                         build_dir=build_dir, test_dir=test_dir, results_xml=str(xml),
-                        extra_env={"PI_COSIM_JOBS": str(spec)}, waves=dump is not None,
+                        extra_env={"PI_COSIM_JOBS": str(spec),
+                                   "PI_COSIM_MAIN_CLOCK": str(int(main_clock))},
+                        waves=dump is not None,
                         plusargs=plusargs, test_args=test_args, timescale=TIMESCALE,
                         log_file=log)
             tests, failed = get_results(xml)
@@ -474,6 +488,14 @@ def _run_cocotb_once(jobs, sim: str, dump: Path | None, force_build: bool) -> li
                                                       "failed"))
         records = [int(word, 16) for word in json.loads(out.read_text())]
     return decode(records, jobs)
+
+
+def half_period_steps() -> int:
+    """Half the clock period in simulation precision steps (``TIMESCALE``'s second part)."""
+    units = {"s": 0, "ms": 3, "us": 6, "ns": 9, "ps": 12, "fs": 15}
+    precision = re.fullmatch(r"1(\w+)", TIMESCALE[1]).group(1)
+    steps_per_ns = 10 ** (units[precision] - units["ns"])
+    return CLOCK_PERIOD_NS * steps_per_ns // 2
 
 
 def _failure(sim: str, log: Path, reason) -> str:

@@ -31,8 +31,9 @@ from cosim.scenario.format import Event, InterruptEvent, PostEvent, Scenario, Vm
 from cosim.scenario.outcome import L2Outcome, Outcome
 from software_model import KernelVersion
 
-__all__ = ["DEVIATIONS", "FINDINGS", "KNOWN_BUGS", "L1_RUNS", "L2_VIRTUAL_APIC", "POSTING_ROUTES",
-           "Context", "Deviation", "DrainContext", "held_behind",
+__all__ = ["DEVIATIONS", "FINDINGS", "KNOWN_BUGS", "L1_APIC", "L1_RUNS", "L2_VIRTUAL_APIC", "PID",
+           "POSTING_ROUTES",
+           "Context", "Deviation", "DrainContext", "held_behind", "held_posts", "masked_apart",
            "Finding", "KnownBug", "LOST", "by_id", "is_known_bug"]
 
 PRE, POST, NOV = KernelVersion.PRE_PATCH, KernelVersion.POST_PATCH, KernelVersion.NOV_2024
@@ -562,6 +563,7 @@ def _d12_residue(ctx: DrainContext, name: str) -> bool:
     unprocessed = (nv in mine and nv in sw.l1_apic.irr and nv not in hw.l1_apic.irr
                    and sw.pid.on and not hw.pid.on and sw.pid.pir == hw.pid.pir
                    and sw.pid.sn == hw.pid.sn)
+    owed = owed | held_posts(ctx)  # (or held by L1's PPR on the hardware, processed on KVM's)
     if name in PID and not (owed or unprocessed):  # no other descriptor difference is D12's
         return False
     hws, sws = list(hw.l2.delivered), list(sw.l2.delivered)
@@ -577,6 +579,64 @@ def _d12_residue(ctx: DrainContext, name: str) -> bool:
             for _ in range(abs(extra)):
                 del one[len(one) - 1 - one[::-1].index(v)]
     return _moved_later(tuple(hws), tuple(sws), mine)
+
+
+def masked_apart(ctx: Context, hw_before: Outcome | None,
+                 hits: dict[str, frozenset[int]]) -> tuple[str, frozenset[int]] | None:
+    """L2's notification vector arrives (posted interrupts on, L2 running on both sides)
+    while L1's PPR differs between the sides because a deviation hit earlier left different
+    L1 vectors in service (D12: the ISRs differ in its vectors only), NV's class at or below
+    the PPR class on one side and above it on the other. Each side does what the hardware
+    does at its own PPR (SDM 29.6, PI-1: only a recognized NV starts posted-interrupt
+    processing): where masked, NV waits in L1's IRR and the descriptor and L2 are untouched;
+    where not, processing acknowledged NV, harvested PIR into L2 and cleared ON (posts that
+    raced in after it stay, with ON = 1). Returns the deviation and the vectors whose fate
+    it now decides (NV and the PIR), or None."""
+    e, sw_before = ctx.event, ctx.before
+    if not (isinstance(e, InterruptEvent) and e.vector == ctx.nv and ctx.posted_interrupts
+            and sw_before is not None and hw_before is not None
+            and hw_before.pid == sw_before.pid
+            and {hw_before.mode, sw_before.mode, ctx.hardware.mode, ctx.software.mode} == {"l2"}):
+        return None
+    masked = [ctx.nv >> 4 <= side.l1_apic.ppr >> 4 for side in (hw_before, sw_before)]
+    if masked[0] == masked[1]:
+        return None
+    apart = hw_before.l1_apic.isr ^ sw_before.l1_apic.isr
+    found = next((d for d, vectors in sorted(hits.items())
+                  if apart and apart <= vectors and L1_APIC <= by_id(d).fields), None)
+    if found is None:
+        return None
+    pir, late = ctx.pir_before, ctx.raced_after
+    (m_before, m), (p_before, p) = (((hw_before, ctx.hardware), (sw_before, ctx.software))
+                                    if masked[0] else
+                                    ((sw_before, ctx.software), (hw_before, ctx.hardware)))
+    waits = (m.l1_apic.irr == m_before.l1_apic.irr | {ctx.nv}
+             and m.l1_apic.isr == m_before.l1_apic.isr
+             and m.pid.pir - late == m_before.pid.pir and m.pid.sn == m_before.pid.sn
+             and m.pid.on == (m_before.pid.on or bool(late)) and m.l2 == m_before.l2)
+    processed = (p.l1_apic.irr == p_before.l1_apic.irr - {ctx.nv}
+                 and p.l1_apic.isr == p_before.l1_apic.isr
+                 and not p.pid.pir - late and p.pid.on == bool(late)
+                 and p.pid.sn == p_before.pid.sn
+                 and pir <= _l2_vectors(p) and _l2_vectors(p) - _l2_vectors(p_before) <= pir)
+    return (found, frozenset({ctx.nv}) | pir) if waits and processed else None
+
+
+def held_posts(ctx: DrainContext) -> frozenset[int]:
+    """At rest, the hardware's posts waiting for a notification that L1's APIC holds back:
+    NV pending in the hardware's L1 IRR behind a D12 vector in service (:func:`masked_apart`),
+    the descriptor's PIR with ON = 1, where KVM, whose L1 PPR let NV through, processed it
+    (NV gone, ON = 0, those posts harvested and delivered to L2). Pending, not lost: NV is
+    taken when L1's PPR drops. Returns the posts held, if that is the descriptors' only
+    difference."""
+    hw, sw = ctx.hardware, ctx.software
+    nv = ctx.scenario.vmcs12.posted_intr_nv & 0xFF
+    held = hw.pid.pir - sw.pid.pir
+    if not (held and nv in held_behind(hw, ctx.vectors_of("D12")) and nv not in sw.l1_apic.irr
+            and hw.pid.on and not sw.pid.on and sw.pid.pir <= hw.pid.pir
+            and sw.pid.sn == hw.pid.sn):
+        return frozenset()
+    return held
 
 
 def owed_posts(ctx: DrainContext) -> frozenset[int]:
@@ -885,7 +945,12 @@ DEVIATIONS: tuple[Deviation, ...] = (
             "descriptor only); the judge admits exactly those vectors, each delivered once "
             "more by KVM, and no other descriptor difference. A later arrival of one of the "
             "two vectors collapses with its first request on the side that still holds it "
-            "pending (SDM 10.8.4): one delivery fewer there, also admitted.",
+            "pending (SDM 10.8.4): one delivery fewer there, also admitted. When the two "
+            "sides' L1s have different vectors of these in service, L2's notification vector "
+            "may meet a different L1 PPR on each: held back (NV pending in IRR, PIR waiting "
+            "with ON = 1) on one, processed on the other, each as the hardware does at its "
+            "own PPR (masked_apart); at rest the held PIR is pending behind L1's PPR, not "
+            "lost (held_posts).",
         residue=L1_APIC | PID | frozenset({"l2.delivered"}), residue_predicate=_d12_residue,
         coalesces=_d12_coalesced, harvests=_d12_harvested),
     Deviation(

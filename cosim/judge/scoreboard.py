@@ -52,9 +52,11 @@ from dataclasses import dataclass, replace
 from cosim.judge.findings import (
     DEVIATIONS,
     KNOWN_BUGS,
+    L1_APIC,
     L1_RUNS,
     L2_VIRTUAL_APIC,
     LOST,
+    PID,
     Context,
     Deviation,
     DrainContext,
@@ -62,7 +64,9 @@ from cosim.judge.findings import (
     delivered_first,
     held_behind,
     held_in_virr,
+    held_posts,
     is_known_bug,
+    masked_apart,
     owed_posts,
 )
 from cosim.scenario.drain import Impossible, SideRun, race_windows
@@ -263,6 +267,15 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
                 last_finding = deviation.id
             for name in explained:
                 classes[name] = deviation.id
+            open_fields -= set(classes)
+        masked = masked_apart(ctx, None if previous is None else previous.hardware,
+                              deviation_vectors) if open_fields else None
+        if masked is not None:  # NV met a different L1 PPR on each side, a deviation's
+            found, vectors = masked
+            for name in open_fields & (PID | L2_VIRTUAL_APIC | L1_APIC):
+                classes[name] = found
+            _note(deviation_vectors, found, vectors)
+            last_finding = found
             open_fields -= set(classes)
         apart = hw.mode != sw.mode or (previous is not None
                                        and previous.hardware.mode != previous.software.mode)
@@ -565,13 +578,15 @@ def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
     ctx = DrainContext(scenario, hw, sw, (), tuple(sorted(deviation_vectors.items())),
                        frozenset(v for _, v in coalesced), frozenset(v for _, v in harvested))
     owed = owed_posts(ctx)
+    held = {("D12", v) for v in held_posts(ctx)}  # pending behind L1's PPR, not lost
     kvm_collapsed, collapsed = _later_collapses(scenario, hardware, software,
                                                 deviation_vectors)
     for check, (hw_only, sw_only) in lost.items():
         classes[check] = (_bug_covering(hw_only | sw_only, bug_vectors)
                           or _lost_by_deviation(check, hw_only, sw_only,
                                                 coalesced | kvm_collapsed, collapsed,
-                                                {(d, v) for d, v in harvested if v in owed}))
+                                                {(d, v) for d, v in harvested if v in owed}
+                                                | held))
     # L2's deliveries with a vector lost are that loss, unless a deviation accounts for it:
     # then its residue must account for the order of the rest too
     lost_l2 = classes.get(LOST[0])
