@@ -261,7 +261,8 @@ def verilator_clocks(scenarios: list[Scenario]) -> dict:
             times[clock].append(time.monotonic() - started)
     os.environ.pop(backends.GPI_CLOCK)
     best = {clock: min(t) for clock, t in times.items()}
-    return {"main_s": best["main"], "gpi_s": best["gpi"], "main_over_gpi": best["main"] / best["gpi"]}
+    return {"main_s": best["main"], "gpi_s": best["gpi"],
+            "main_over_gpi": best["main"] / best["gpi"]}
 
 
 def raw_amaranth(scenarios: list[Scenario]) -> dict:
