@@ -493,7 +493,9 @@ def _run_cocotb_once(jobs, sim: str, dump: Path | None, force_build: bool) -> li
 def half_period_steps() -> int:
     """Half the clock period in simulation precision steps (``TIMESCALE``'s second part)."""
     units = {"s": 0, "ms": 3, "us": 6, "ns": 9, "ps": 12, "fs": 15}
-    precision = re.fullmatch(r"1(\w+)", TIMESCALE[1]).group(1)
+    match = re.fullmatch(r"1(\w+)", TIMESCALE[1])
+    assert match is not None, f"TIMESCALE precision {TIMESCALE[1]!r} is not 1<unit>"
+    precision = match.group(1)
     steps_per_ns = 10 ** (units[precision] - units["ns"])
     return CLOCK_PERIOD_NS * steps_per_ns // 2
 

@@ -271,11 +271,11 @@ def compare(scenario: Scenario, version: KernelVersion, sim: str, seed: int,
         masked = masked_apart(ctx, None if previous is None else previous.hardware,
                               deviation_vectors) if open_fields else None
         if masked is not None:  # NV met a different L1 PPR on each side, a deviation's
-            found, vectors = masked
+            masked_id, vectors = masked
             for name in open_fields & (PID | L2_VIRTUAL_APIC | L1_APIC):
-                classes[name] = found
-            _note(deviation_vectors, found, vectors)
-            last_finding = found
+                classes[name] = masked_id
+            _note(deviation_vectors, masked_id, vectors)
+            last_finding = masked_id
             open_fields -= set(classes)
         apart = hw.mode != sw.mode or (previous is not None
                                        and previous.hardware.mode != previous.software.mode)
