@@ -175,9 +175,7 @@ def raw_verilator(scenarios: list[Scenario], work: Path) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     (work / "pi_cosim_harness.v").write_text(backends._verilog())
     (work / "main.cpp").write_text(RAW_MAIN)
-    (work / "memories.vlt").write_text(
-        "`verilator_config\n" + "".join(f'public_flat_rw -module "pi_cosim_harness" -var '
-                                        f'"{m}"\n' for m in ("jobs", "results")))
+    (work / "memories.vlt").write_text(backends.verilator_public(ports=False))
     (work / "jobs.hex").write_text("".join(f"{w:x}\n" for w in _job_words(scenarios)))
     started = time.monotonic()
     subprocess.run(["verilator", "--cc", "--exe", "--build", "-O3", "-Wno-fatal",
@@ -247,22 +245,24 @@ def backend_run(sim: str, scenarios: list[Scenario]) -> dict:
             "_sides": [run.side for run in runs]}
 
 
-def verilator_clocks(scenarios: list[Scenario]) -> dict:
-    """cocotb + Verilator with the clock driven by the simulator's main loop (the default,
-    ``backends.VERILATOR_MAIN``) and by cocotb's GPI clock (``PI_COSIM_GPI_CLOCK=1``), the
-    same jobs, interleaved, best of three each."""
+def verilator_ways(scenarios: list[Scenario]) -> dict:
+    """cocotb + Verilator driven three ways, the same jobs through the same build,
+    interleaved, best of three each: cocotb's GPI clock and VPI memory accesses (cocotb's
+    plain way), the clock driven by the simulator's main (``backends.VERILATOR_MAIN``) with
+    VPI memory accesses, and the main's clock with the main's backdoor memory functions (the
+    default)."""
     jobs = [Job(s) for s in scenarios]
-    times: dict[str, list[float]] = {"main": [], "gpi": []}
+    times: dict[str, list[float]] = {way: [] for way in backends.VERILATOR_WAYS}
     for _ in range(3):
-        for clock in times:
-            os.environ[backends.GPI_CLOCK] = str(int(clock == "gpi"))
+        for way, (gpi_clock, vpi_memories) in backends.VERILATOR_WAYS.items():
+            os.environ[backends.GPI_CLOCK] = gpi_clock
+            os.environ[backends.VPI_MEMORIES] = vpi_memories
             started = time.monotonic()
             backends.simulate(jobs, "verilator", workers=1)
-            times[clock].append(time.monotonic() - started)
+            times[way].append(time.monotonic() - started)
     os.environ.pop(backends.GPI_CLOCK)
-    best = {clock: min(t) for clock, t in times.items()}
-    return {"main_s": best["main"], "gpi_s": best["gpi"],
-            "main_over_gpi": best["main"] / best["gpi"]}
+    os.environ.pop(backends.VPI_MEMORIES)
+    return {f"{way}_s": min(t) for way, t in times.items()}
 
 
 def raw_amaranth(scenarios: list[Scenario]) -> dict:
@@ -482,12 +482,19 @@ def markdown(r: dict) -> str:
         marginal = fig.get("marginal_fraction_of_raw")
         lines.append(f"| {names[sim]} | {fig['fixed_s']:.2f} | {fig['marginal_s'] * 1e6:,.0f} "
                      f"| {'-' if marginal is None else f'{marginal:.2f}'} |")
-    clock = r["backends"].get("verilator", {}).get("clock")
-    if clock:
-        lines += ["", f"cocotb + Verilator with the clock driven in the simulator's main loop "
-                  f"(the default): {clock['main_s']:.2f} s for the cases, against "
-                  f"{clock['gpi_s']:.2f} s with cocotb's GPI clock (ratio "
-                  f"{clock['main_over_gpi']:.2f}; best of three each, interleaved)."]
+    ways = r["backends"].get("verilator", {}).get("ways")
+    if ways:
+        lines += ["", "cocotb + Verilator driven three ways, the same jobs and build (best of "
+                  "three each, interleaved):", "",
+                  "| clock | job and result memories | seconds | against cocotb's plain way |",
+                  "|---|---|---|---|"]
+        plain = ways["gpi_vpi_s"]
+        for key, clock, memories in (
+                ("gpi_vpi_s", "cocotb's GPI clock", "VPI, one access a record"),
+                ("main_vpi_s", "the simulator's main", "VPI, one access a record"),
+                ("main_backdoor_s", "the simulator's main", "the main's backdoor, one call a "
+                                                            "batch (the default)")):
+            lines.append(f"| {clock} | {memories} | {ways[key]:.2f} | {ways[key] / plain:.2f} |")
     kut = r.get("kut_3_versions_s")
     if kut:
         lines += ["", f"All {kut['scenarios']} cases against the three KVM versions as a user "
@@ -578,7 +585,7 @@ def main(argv=None) -> int:
     backends_run = {sim: backend_run(sim, amaranth_cases if sim == "amaranth" else scenarios)
                     for sim in sims}
     if "verilator" in backends_run:
-        backends_run["verilator"]["clock"] = verilator_clocks(scenarios)
+        backends_run["verilator"]["ways"] = verilator_ways(scenarios)
     # the raw C++ replay's records decode to exactly the cocotb runs' outcomes
     from cosim.hardware.testbench import decode
 

@@ -48,9 +48,6 @@ OPEN: dict[str, dict[KernelVersion, tuple[str, ...]]] = {
         NOV: ('l1_apic.irr', 'l1_apic.isr', 'l1_apic.ppr', 'lost.l1_delivered', 'lost.l2_delivered',
               'lost.pid_stuck', 'pid.on', 'pid.pir'),
     },
-    "open-seed-3-case-3298": {
-        PRE: ('l1_apic.eoi_messages',),
-    },
 }
 EXPECTED = {
     "seed-ipiv": SEED_BUG,
@@ -136,7 +133,7 @@ EXPECTED = {
                                                      NOV: ((), ("KB4",))},
     "open-seed-4-case-1584": D12_BUT_KB1_AT_PRE,
     "open-seed-4-case-3371": D12_BUT_KB1_AT_PRE,
-    "open-seed-3-case-3298": {PRE: ((), ("KB1",))},
+    "kb1-then-l1-ends-what-held-back-a-level-vector": SEED_BUG,
     "kb2-with-the-entry-rvi-first-in-the-drain": {PRE: ((), ("KB2",)), POST: ((), ("KB2",)),
                                                   NOV: ((), ("KB10",))},
 }

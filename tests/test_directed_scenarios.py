@@ -133,7 +133,7 @@ MISSES = {
                'l2.delivered'],
         NOV: ['mode', 'l1_apic.irr', 'l1_apic.isr', 'pid.pir', 'pid.on', 'l2.visr', 'l2.delivered'],
     },
-    "open-seed-3-case-3298": {
+    "kb1-then-l1-ends-what-held-back-a-level-vector": {  # KB1
         PRE: ['mode', 'l1_apic.isr'],
     },
     "kb4-at-the-start-then-a-post": {PRE: ["mode", "l1_apic.isr", "pid.pir", "l2.visr",

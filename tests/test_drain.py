@@ -170,3 +170,23 @@ def test_a_stale_pi_pending_harvest_is_d13_only_in_its_shape():
     assert dict(verdict.drain.classes)["lost.l2_delivered"] == "D13"
     for v in lying:
         assert not v.agree and v.divergent
+
+
+def test_an_eoi_message_after_a_known_bug_is_its_only_behind_its_vector():
+    """Pre-patch, KB1 runs KVM's L1: its drain ends 0xa9 and 0x18, then takes and ends the
+    level-triggered 0x16 that 0x18 held back (an EOI message for 0x16), where the hardware's
+    L1, not running, still holds 0x16 pending behind 0x18. That message is KB1's. An EOI
+    message on KVM's side only for a vector nothing held back stays unexplained."""
+    pre = KernelVersion.PRE_PATCH
+    scenario = load_scenario(SCENARIOS / "kb1-then-l1-ends-what-held-back-a-level-vector.toml")
+    (run,) = simulate([Job(scenario)], "amaranth")
+    kvm = run_beside(scenario, pre, run.side).side
+    assert kvm.final.l1_apic.eoi_messages == (0x16,)
+    assert run.side.final.l1_apic.irr == {0x16} and run.side.final.l1_apic.isr == {0x18}
+    verdict = compare(scenario, pre, "amaranth", 0, run.side, kvm)
+    assert verdict.known_bugs == ("KB1",) and verdict.divergent == ()
+    assert dict(verdict.drain.classes)["l1_apic.eoi_messages"] == "KB1"
+    final = replace(kvm.final, l1_apic=replace(kvm.final.l1_apic, eoi_messages=(0x16, 0x27)))
+    lying = replace(kvm, drain=kvm.drain[:-1] + ((kvm.drain[-1][0], final),))
+    verdict = compare(scenario, pre, "amaranth", 0, run.side, lying)
+    assert verdict.known_bugs == ("KB1",) and verdict.divergent == ("l1_apic.eoi_messages",)

@@ -11,23 +11,27 @@ Verilator server (``cosim.hardware.native``) runs the same loop in C++.
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cosim.hardware.bench import HarnessBench
 
 __all__ = ["run_encoded"]
 
 
 async def run_encoded(bench: "HarnessBench", words: list[int], memory: bool = False, *,
-                      end_kind: int) -> list[int]:
+                      end_kind: int,
+                      emit: "Callable[[list[int]], None] | None" = None) -> list[int]:
     """Encoded jobs through the harness, in batches of its job memory's depth; the result
     records of all of them, in order (a batch whose results fill the result memory is
     resumed where the harness stopped). ``memory``: record the memory operations too;
-    ``end_kind``: the kind field (bits 1:0) of a job's last record, ``ResultKind.END``."""
+    ``end_kind``: the kind field (bits 1:0) of a job's last record, ``ResultKind.END``;
+    ``emit``: called with the records of each run of the harness as it ends (in order, all
+    of them once), instead of their being returned."""
     records: list[int] = []
     bench.set("trace_memory", int(memory))
     for at in range(0, len(words), bench.job_depth):
         batch = words[at:at + bench.job_depth]
-        for i, word in enumerate(batch):
-            bench.write_job(i, word)
+        bench.write_jobs(batch)
         first = 0
         while first < len(batch):
             bench.set("n_jobs", len(batch))
@@ -36,7 +40,7 @@ async def run_encoded(bench: "HarnessBench", words: list[int], memory: bool = Fa
             await bench.tick()
             bench.set("start", 0)
             await bench.until_done()
-            written = [bench.read_result(i) for i in range(bench.get("n_results"))]
+            written = bench.read_results(bench.get("n_results"))
             if bench.get("overflow"):
                 # the last job started did not fit in what was left: keep the jobs that
                 # ended, run that one again from an empty result memory
@@ -44,9 +48,13 @@ async def run_encoded(bench: "HarnessBench", words: list[int], memory: bool = Fa
                 if not ends:
                     raise RuntimeError(f"job {at + first}: its results alone do not fit the "
                                        "harness's result memory")
-                records += written[:ends[-1] + 1]
+                kept = written[:ends[-1] + 1]
                 first += len(ends)
             else:
-                records += written
+                kept = written
                 first = bench.get("job")
+            if emit is None:
+                records += kept
+            else:
+                emit(kept)
     return records

@@ -90,11 +90,11 @@ class HarnessBench(Bench, Protocol):
 
     job_depth: int
 
-    def write_job(self, index: int, word: int) -> None:
-        """Store a job record in the job memory."""
+    def write_jobs(self, words: list[int]) -> None:
+        """Store job records at the start of the job memory (at most its depth)."""
 
-    def read_result(self, index: int) -> int:
-        """A record of the result memory."""
+    def read_results(self, count: int) -> list[int]:
+        """The first ``count`` records of the result memory."""
 
     async def until_done(self) -> None:
         """Let the simulation run freely until ``done`` is high (then between clock edges)."""
@@ -114,11 +114,12 @@ class AmaranthHarnessBench:
     def set(self, port: str, value: int) -> None:
         self.ctx.set(self.ports[port], value)
 
-    def write_job(self, index: int, word: int) -> None:
-        self.ctx.set(self.harness.jobs.data[index], word)
+    def write_jobs(self, words: list[int]) -> None:
+        for index, word in enumerate(words):
+            self.ctx.set(self.harness.jobs.data[index], word)
 
-    def read_result(self, index: int) -> int:
-        return self.ctx.get(self.harness.results.data[index])
+    def read_results(self, count: int) -> list[int]:
+        return [self.ctx.get(self.harness.results.data[index]) for index in range(count)]
 
     async def tick(self) -> None:
         await self.ctx.tick()

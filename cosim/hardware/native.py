@@ -150,7 +150,8 @@ def _key() -> str:
 
     digest = hashlib.sha256()
     for part in (backends._design_key(), backends._simulator_version("verilator"),
-                 os.environ.get("CXXFLAGS", ""), SERVER_MAIN, str(ResultKind.END.value)):
+                 os.environ.get("CXXFLAGS", ""), SERVER_MAIN, str(ResultKind.END.value),
+                 backends.verilator_public(ports=False)):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()[:16]
 
@@ -174,9 +175,7 @@ def build_native() -> Path:
     started = time.monotonic()
     (work / f"{TOPLEVEL}.v").write_text(backends._verilog())
     (work / "main.cpp").write_text(SERVER_MAIN)
-    (work / "memories.vlt").write_text(
-        "`verilator_config\n" + "".join(f'public_flat_rw -module "{TOPLEVEL}" -var "{m}"\n'
-                                        for m in ("jobs", "results")))
+    (work / "memories.vlt").write_text(backends.verilator_public(ports=False))
     import rtl
 
     command = ["verilator", "--cc", "--exe", "--build", "-O3", "-Wno-fatal", "--top-module",

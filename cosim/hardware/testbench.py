@@ -20,7 +20,7 @@ so Python touches the simulator a few times per job instead of every cycle.
 """
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import assert_never
 
@@ -295,9 +295,10 @@ def _outcome(snap: _Fields, new: list[Transaction], delivered: tuple[int, ...],
     )
 
 
-def decode(records: list[int], jobs: list[Job]) -> list[SideRun]:
+def decode(records: Iterable[int], jobs: list[Job]) -> list[SideRun]:
     """The side runs of ``jobs`` from their result records, in order (each job's records
-    end with an ``END`` record). Transactions, memory operations and events are logged
+    end with an ``END`` record); ``records`` may be an iterator that yields them as they
+    come (the cocotb backends decode while the simulator runs). Transactions, memory operations and events are logged
     (logger ``cosim.hardware.testbench``, level DEBUG) with their cycles."""
     runs: list[SideRun] = []
     it = iter(records)

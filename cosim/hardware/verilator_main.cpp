@@ -6,6 +6,9 @@
 // GPI clock (impl="gpi") writes it. The edges are the GPI clock's, at the same times and in
 // the same phase of the time step; what goes is the per-half-period timer callback, its
 // re-registration and the VPI write (cosim/hardware/backends.py, issue 11's bench).
+// A second addition: backdoor access to the harness's job and result memories
+// (pi_cosim_write_jobs, pi_cosim_read_results below), which the cocotb test calls through
+// ctypes (the binary is linked with -rdynamic) instead of one VPI access per record.
 // SPDX-License-Identifier: BSD-3-Clause
 
 #include <libgen.h>  // basename
@@ -15,6 +18,7 @@
 #include <string>  // std::string
 
 #include "Vtop.h"
+#include "Vtop___024root.h"
 #include "verilated.h"
 #include "verilated_vpi.h"
 
@@ -50,6 +54,45 @@ double sc_time_stamp() {  // Called by $time in Verilog
 
 extern "C" {
 void vlog_startup_routines_bootstrap(void);
+}
+
+// --- backdoor access to the harness's memories (pi-cosim) ---------------------------------
+// Records are passed as little-endian 32-bit words, pi_cosim_record_words(m) per record
+// (m = 0: the job memory, 1: the result memory): the layout of Verilator's VlWide storage.
+// Called by the cocotb test (cosim.hardware.cocotb_replay) between clock edges, where it
+// would otherwise write or read the same memories through VPI: the job memory is read by
+// the harness only at its FETCH phase after `start`, the result memory written only while
+// `done` is low.
+static Vtop *pi_cosim_top = nullptr;
+
+#define PI_COSIM_JOBS (pi_cosim_top->rootp->pi_cosim_harness__DOT__jobs)
+#define PI_COSIM_RESULTS (pi_cosim_top->rootp->pi_cosim_harness__DOT__results)
+
+extern "C" int pi_cosim_record_words(int memory) {
+    return memory ? sizeof(PI_COSIM_RESULTS[0]) / sizeof(EData)
+                  : sizeof(PI_COSIM_JOBS[0]) / sizeof(EData);
+}
+
+extern "C" int pi_cosim_depth(int memory) {
+    return memory ? sizeof(PI_COSIM_RESULTS) / sizeof(PI_COSIM_RESULTS[0])
+                  : sizeof(PI_COSIM_JOBS) / sizeof(PI_COSIM_JOBS[0]);
+}
+
+// 0, or -1 (nothing done) when count is not within the memory's depth
+extern "C" int pi_cosim_write_jobs(const EData *words, int count) {
+    const int n = pi_cosim_record_words(0);
+    if (count < 0 || count > pi_cosim_depth(0)) return -1;
+    for (int i = 0; i < count; ++i)
+        for (int w = 0; w < n; ++w) PI_COSIM_JOBS[i][w] = words[i * n + w];
+    return 0;
+}
+
+extern "C" int pi_cosim_read_results(EData *words, int count) {
+    const int n = pi_cosim_record_words(1);
+    if (count < 0 || count > pi_cosim_depth(1)) return -1;
+    for (int i = 0; i < count; ++i)
+        for (int w = 0; w < n; ++w) words[i * n + w] = PI_COSIM_RESULTS[i][w];
+    return 0;
 }
 
 static inline bool settle_value_callbacks() {
@@ -157,6 +200,7 @@ int main(int argc, char **argv) {
     Verilated::debug(99);
 #endif
     std::unique_ptr<Vtop> top(new Vtop(""));
+    pi_cosim_top = top.get();
     // the clock driven here (0: cocotb drives every input, as in cocotb's main)
     vluint64_t half_period = 0;
     const std::string period_arg =

@@ -688,9 +688,11 @@ def _consequence(name: str, hw: Outcome, sw: Outcome,
                  hits: dict[str, frozenset[int]]) -> str | None:
     """A finding hit earlier (``hits``: known bugs, or deviations) that claims the field, with
     its vectors covering the difference: the field differs because of it. For a vector field
-    the vectors on one side only (in L1's IRR, less those pending behind one of the finding's
-    vectors in service); for another field, a known bug claims any difference, a deviation
-    only a VM exit whose vectors on both sides are its own (its residue is checked at rest)."""
+    the vectors on one side only (in L1's IRR and L1's EOI messages, less those pending in L1's
+    IRR behind one of the finding's vectors in service on either side: a side that ran L1 for
+    the finding ended that vector and then took and ended the one behind it, the other still
+    holds it pending); for another field, a known bug claims any difference, a deviation only
+    a VM exit whose vectors on both sides are its own (its residue is checked at rest)."""
     if name.startswith("vmexit") and (hw.vmexit is None or sw.vmexit is None):
         a = b = None
     else:
@@ -700,7 +702,7 @@ def _consequence(name: str, hw: Outcome, sw: Outcome,
             continue
         if isinstance(a, frozenset | tuple) and isinstance(b, frozenset | tuple):
             changed = frozenset(a) ^ frozenset(b)
-            if name == "l1_apic.irr":
+            if name in ("l1_apic.irr", "l1_apic.eoi_messages"):
                 changed = changed - held_behind(hw, covered) - held_behind(sw, covered)
             if changed <= covered:
                 return found
