@@ -298,8 +298,9 @@ def _outcome(snap: _Fields, new: list[Transaction], delivered: tuple[int, ...],
 def decode(records: Iterable[int], jobs: list[Job]) -> list[SideRun]:
     """The side runs of ``jobs`` from their result records, in order (each job's records
     end with an ``END`` record); ``records`` may be an iterator that yields them as they
-    come (the cocotb backends decode while the simulator runs). Transactions, memory operations and events are logged
-    (logger ``cosim.hardware.testbench``, level DEBUG) with their cycles."""
+    come (the cocotb backends decode while the simulator runs). Transactions, memory
+    operations and events are logged (logger ``cosim.hardware.testbench``, level DEBUG) with
+    their cycles."""
     runs: list[SideRun] = []
     it = iter(records)
     debug = log.isEnabledFor(logging.DEBUG)

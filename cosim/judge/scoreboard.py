@@ -46,6 +46,7 @@ A :class:`Verdict` is the result for one scenario and version; :meth:`Verdict.to
 ``pi-cosim replay --json`` document of ``docs/cli.md``.
 """
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, replace
 
@@ -94,16 +95,16 @@ class _Classified:
     differences: tuple[str, ...]
     classes: tuple[tuple[str, str | None], ...]
 
-    @property
+    @functools.cached_property
     def divergent(self) -> tuple[str, ...]:
         """Fields no finding explains."""
         return tuple(f for f, c in self.classes if c is None)
 
-    @property
+    @functools.cached_property
     def known_bugs(self) -> tuple[str, ...]:
         return tuple(sorted({c for _, c in self.classes if c is not None and is_known_bug(c)}))
 
-    @property
+    @functools.cached_property
     def deviations(self) -> tuple[str, ...]:
         return tuple(sorted({c for _, c in self.classes
                              if c is not None and not is_known_bug(c)}))
@@ -152,16 +153,16 @@ class Verdict:
     def _parts(self) -> tuple[_Classified, ...]:
         return self.events + ((self.drain,) if self.drain is not None else ())
 
-    @property
+    @functools.cached_property
     def divergent(self) -> tuple[str, ...]:
         """Unexplained divergences: every field no finding explains, events and drain."""
         return tuple(sorted({f for p in self._parts for f in p.divergent}))
 
-    @property
+    @functools.cached_property
     def known_bugs(self) -> tuple[str, ...]:
         return tuple(sorted({b for p in self._parts for b in p.known_bugs}))
 
-    @property
+    @functools.cached_property
     def deviations(self) -> tuple[str, ...]:
         return tuple(sorted({d for p in self._parts for d in p.deviations}))
 
