@@ -124,6 +124,7 @@ EXPECTED = {
     "seed-then-more-l1-interrupts": SEED_BUG,
     # found by pi-cosim regress at seeds 2-4 and shipped open (OPEN)
     "d12-l1-handlers-unfinished-while-l2-runs": {v: (("D12",), ()) for v in KernelVersion},
+    "d12-l1-level-handler-ended-on-one-side": {v: (("D12",), ()) for v in KernelVersion},
     "open-l1-takes-nv-through-its-idt": D12_BUT_KB1_AT_PRE,
     "kb2-with-the-entry-rvi-delivered-first": {PRE: ((), ("KB2",)), POST: ((), ("KB2",)),
                                                NOV: ((), ("KB10",))},

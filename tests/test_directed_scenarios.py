@@ -102,6 +102,11 @@ MISSES = {
         POST: ['mode', 'l1_apic.irr', 'l1_apic.isr'],
         NOV: ['mode', 'l1_apic.irr', 'l1_apic.isr'],
     },
+    "d12-l1-level-handler-ended-on-one-side": {
+        PRE: ['mode', 'l1_apic.irr', 'l1_apic.isr'],
+        POST: ['mode', 'l1_apic.irr', 'l1_apic.isr'],
+        NOV: ['mode', 'l1_apic.irr', 'l1_apic.isr'],
+    },
     "open-l1-takes-nv-through-its-idt": {
         PRE: ['l1_apic.irr', 'l1_apic.isr'],
         POST: ['l1_apic.isr', 'pid.pir', 'pid.on', 'l2.virr'],

@@ -109,7 +109,9 @@ def _verdicts(name, *tampers):
     kvm = run_beside(scenario, POST, run.side).side
     verdicts = [compare(scenario, POST, "amaranth", 0, run.side, kvm)]
     for tamper in tampers:
-        lying = replace(kvm, drain=kvm.drain[:-1] + ((kvm.drain[-1][0], tamper(kvm.final)),))
+        lying = (replace(kvm, drain=kvm.drain[:-1] + ((kvm.drain[-1][0], tamper(kvm.final)),))
+                 if kvm.drain else  # at rest after its last event
+                 replace(kvm, outcomes=kvm.outcomes[:-1] + (tamper(kvm.final),)))
         verdicts.append(compare(scenario, POST, "amaranth", 0, run.side, lying))
     return run, kvm, verdicts
 
@@ -190,3 +192,25 @@ def test_an_eoi_message_after_a_known_bug_is_its_only_behind_its_vector():
     lying = replace(kvm, drain=kvm.drain[:-1] + ((kvm.drain[-1][0], final),))
     verdict = compare(scenario, pre, "amaranth", 0, run.side, lying)
     assert verdict.known_bugs == ("KB1",) and verdict.divergent == ("l1_apic.eoi_messages",)
+
+
+@pytest.mark.parametrize("tamper,unexplained", [
+    # KVM's L1 sends a message for a vector nobody had in service
+    (lambda f: replace(f, l1_apic=replace(f.l1_apic, eoi_messages=(0x41,))),
+     {"l1_apic.eoi_messages"}),
+    # KVM's L1 no longer has 0x92 in service, yet never sent its message: lost, not pending
+    (lambda f: replace(f, l1_apic=replace(f.l1_apic, isr=frozenset({0xFF}))),
+     {"l1_apic.eoi_messages"}),
+], ids=["never-in-service", "ended-without-message"])
+def test_an_eoi_message_after_d12_is_its_only_for_a_handler_not_run_yet(tamper, unexplained):
+    """D12 with 0x92 level-triggered: the hardware's L1 ends 0x92 in the drain (an EOI
+    message), KVM's L1, whose L2 runs at rest, still has it in service. The message on one
+    side is D12's; a message for a vector never in service, or 0x92 ended on KVM's side
+    without its message, stays unexplained."""
+    run, kvm, (verdict, verdict_lying) = _verdicts("d12-l1-level-handler-ended-on-one-side",
+                                                   tamper)
+    assert run.side.final.l1_apic.eoi_messages == (0x92,) and not kvm.final.l1_apic.eoi_messages
+    assert 0x92 in kvm.final.l1_apic.isr and kvm.final.mode == "l2"
+    assert verdict.deviations == ("D12",) and verdict.agree
+    assert dict(verdict.drain.classes)["l1_apic.eoi_messages"] == "D12"
+    assert set(verdict_lying.divergent) == unexplained and not verdict_lying.agree

@@ -540,9 +540,11 @@ def held_behind(outcome: Outcome, vectors: frozenset[int]) -> frozenset[int]:
 def _d12_residue(ctx: DrainContext, name: str) -> bool:
     """At rest only D12's vectors differ (and, in L1's IRR, vectors that one of them in
     service holds back; in L1's ISR, vectors still in service on a side whose L2 runs at
-    rest, their handlers unfinished): in L1's IRR/ISR, and in L2's deliveries, where KVM's are the
-    hardware's with the earlier arrival taken later, or missing where KVM still holds it
-    pending in L1's IRR or took the two arrivals of one vector once. With NV the earlier
+    rest, their handlers unfinished; in L1's EOI messages, those of such vectors, sent on the
+    side whose L1 ran: :func:`_ended_on_one_side`): in L1's IRR/ISR, and in L2's
+    deliveries, where KVM's are the hardware's with the earlier arrival taken later, or
+    missing where KVM still holds it pending in L1's IRR or took the two arrivals of one
+    vector once. With NV the earlier
     arrival, posts that landed after the hardware's processing of it may be in the
     hardware's PIR (ON = 1, their notification owed) and delivered once more on KVM's side,
     whose later processing harvested them; or KVM still holds NV pending in L1's IRR (held
@@ -557,6 +559,8 @@ def _d12_residue(ctx: DrainContext, name: str) -> bool:
     if not (hw.l1_apic.irr ^ sw.l1_apic.irr) <= mine | held:
         return False
     if not (hw.l1_apic.isr ^ sw.l1_apic.isr) <= mine | unfinished:
+        return False
+    if name == "l1_apic.eoi_messages" and not _ended_on_one_side(hw, sw, mine):
         return False
     owed = owed_posts(ctx)
     nv = ctx.scenario.vmcs12.posted_intr_nv & 0xFF
@@ -579,6 +583,19 @@ def _d12_residue(ctx: DrainContext, name: str) -> bool:
             for _ in range(abs(extra)):
                 del one[len(one) - 1 - one[::-1].index(v)]
     return _moved_later(tuple(hws), tuple(sws), mine)
+
+
+def _ended_on_one_side(hw: Outcome, sw: Outcome, mine: frozenset[int]) -> bool:
+    """L1's EOI messages on one side only are of handlers that side's L1 ended and the other
+    side's L1 has not run yet: vectors still in service there while its L2 runs at rest, or
+    pending in its IRR behind one of ``mine`` in service (ended, then taken and ended, on
+    the side whose L1 ran). L1 sends them when it next runs: pending, not lost."""
+    def later(other: Outcome, ran: Outcome) -> frozenset[int]:
+        unfinished = other.l1_apic.isr - ran.l1_apic.isr if other.mode == "l2" else frozenset()
+        return unfinished | held_behind(other, mine)
+
+    hw_m, sw_m = Counter(hw.l1_apic.eoi_messages), Counter(sw.l1_apic.eoi_messages)
+    return set(hw_m - sw_m) <= later(sw, hw) and set(sw_m - hw_m) <= later(hw, sw)
 
 
 def masked_apart(ctx: Context, hw_before: Outcome | None,
@@ -951,7 +968,7 @@ DEVIATIONS: tuple[Deviation, ...] = (
             "with ON = 1) on one, processed on the other, each as the hardware does at its "
             "own PPR (masked_apart); at rest the held PIR is pending behind L1's PPR, not "
             "lost (held_posts).",
-        residue=L1_APIC | PID | frozenset({"l2.delivered"}), residue_predicate=_d12_residue,
+        residue=L1_RUNS | PID | frozenset({"l2.delivered"}), residue_predicate=_d12_residue,
         coalesces=_d12_coalesced, harvests=_d12_harvested),
     Deviation(
         "D13", "a stale nested pi_pending completes the descriptor after another agent's post",
