@@ -42,6 +42,13 @@ OPEN: dict[str, dict[KernelVersion, tuple[str, ...]]] = {
         POST: ('lost.l1_delivered', 'lost.l2_delivered', 'lost.pid_stuck', 'pid.on', 'pid.pir'),
         NOV: ('lost.l1_delivered', 'lost.l2_delivered', 'lost.pid_stuck', 'pid.on', 'pid.pir'),
     },
+    # found at pre-patch (seeds 2 and 3), unexplained at every version once minimized
+    "open-seed-2-case-13095": {v: ('l1_apic.irr', 'lost.l2_delivered', 'lost.pid_stuck',
+                                   'pid.on', 'pid.pir') for v in KernelVersion},
+    "open-seed-2-case-18050": {v: ('l2.delivered', 'l2.svi', 'l2.visr', 'l2.vppr', 'pid.on',
+                                   'pid.pir') for v in KernelVersion},
+    "open-seed-3-case-8873": {v: ('lost.l2_delivered', 'lost.pid_stuck', 'pid.on', 'pid.pir')
+                              for v in KernelVersion},
     "open-seed-4-case-3371": {
         POST: ('l1_apic.irr', 'l1_apic.isr', 'l1_apic.ppr', 'lost.l1_delivered',
                'lost.l2_delivered', 'lost.pid_stuck', 'pid.on', 'pid.pir'),
@@ -125,6 +132,7 @@ EXPECTED = {
     # found by pi-cosim regress at seeds 2-4 and shipped open (OPEN)
     "d12-l1-handlers-unfinished-while-l2-runs": {v: (("D12",), ()) for v in KernelVersion},
     "d12-l1-level-handler-ended-on-one-side": {v: (("D12",), ()) for v in KernelVersion},
+    "d12-harvested-post-held-by-l2-if": {v: (("D12",), ()) for v in KernelVersion},
     "open-l1-takes-nv-through-its-idt": D12_BUT_KB1_AT_PRE,
     "kb2-with-the-entry-rvi-delivered-first": {PRE: ((), ("KB2",)), POST: ((), ("KB2",)),
                                                NOV: ((), ("KB10",))},
@@ -135,6 +143,9 @@ EXPECTED = {
     "open-seed-4-case-1584": D12_BUT_KB1_AT_PRE,
     "open-seed-4-case-3371": D12_BUT_KB1_AT_PRE,
     "kb1-then-l1-ends-what-held-back-a-level-vector": SEED_BUG,
+    "open-seed-2-case-13095": {v: (("D12",), ()) for v in KernelVersion},
+    "open-seed-2-case-18050": {v: ((), ("KB7",)) for v in KernelVersion},
+    "open-seed-3-case-8873": {v: (("D12",), ()) for v in KernelVersion},
     "kb2-with-the-entry-rvi-first-in-the-drain": {PRE: ((), ("KB2",)), POST: ((), ("KB2",)),
                                                   NOV: ((), ("KB10",))},
 }

@@ -214,3 +214,22 @@ def test_an_eoi_message_after_d12_is_its_only_for_a_handler_not_run_yet(tamper, 
     assert verdict.deviations == ("D12",) and verdict.agree
     assert dict(verdict.drain.classes)["l1_apic.eoi_messages"] == "D12"
     assert set(verdict_lying.divergent) == unexplained and not verdict_lying.agree
+
+
+@pytest.mark.parametrize("tamper", [
+    # a vector nobody posted pending in KVM's L2 beside the harvested one
+    lambda f: replace(f, l2=replace(f.l2, virr=f.l2.virr | {0x77}, rvi=0x77)),
+    # RVI not VIRR's highest
+    lambda f: replace(f, l2=replace(f.l2, rvi=0x00)),
+], ids=["not-posted", "rvi"])
+def test_a_harvested_post_pending_in_l2_is_d12_only_in_its_shape(tamper):
+    """D12 with NV first: KVM's later processing harvests a post that raced the hardware's,
+    into L2's VIRR, where L2 (RFLAGS.IF = 0) cannot take it; the hardware holds it in PIR
+    with ON = 1. L2's pending state differing by exactly that post, RVI its vector, is D12's;
+    another vector pending, or RVI not following VIRR, stays unexplained."""
+    run, kvm, (verdict, verdict_lying) = _verdicts("d12-harvested-post-held-by-l2-if", tamper)
+    assert kvm.final.l2.virr == {0x52} and kvm.final.l2.rvi == 0x52
+    assert run.side.final.pid.pir == {0x52} and run.side.final.pid.on
+    assert verdict.deviations == ("D12",) and verdict.agree
+    assert dict(verdict.drain.classes)["l2.virr"] == "D12"
+    assert "l2.virr" in verdict_lying.divergent and not verdict_lying.agree

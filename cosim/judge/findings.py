@@ -60,9 +60,13 @@ def _hsb(vectors) -> int:
     return max(vectors, default=-1)
 
 
-def held_in_virr(outcome: Outcome) -> frozenset[int]:
-    """L2's pending vectors that its VPPR holds back (class at or below VPPR's): pending, not
-    lost, until L2's priority drops (VID-4)."""
+def held_in_virr(outcome: Outcome, rflags_if: bool = True) -> frozenset[int]:
+    """L2's pending vectors it cannot take: those its VPPR holds back (class at or below
+    VPPR's), or, with L2's RFLAGS.IF = 0 (``rflags_if``, the scenario's: no event changes
+    it), all of them, since a recognized virtual interrupt is delivered only with IF = 1
+    (SDM 29.2.2). Pending, not lost, until L2's priority drops (VID-4) or it sets IF."""
+    if not rflags_if:
+        return frozenset(outcome.l2.virr)
     return frozenset(v for v in outcome.l2.virr if v >> 4 <= outcome.l2.vppr >> 4)
 
 
@@ -544,12 +548,13 @@ def _d12_residue(ctx: DrainContext, name: str) -> bool:
     side whose L1 ran: :func:`_ended_on_one_side`): in L1's IRR/ISR, and in L2's
     deliveries, where KVM's are the hardware's with the earlier arrival taken later, or
     missing where KVM still holds it pending in L1's IRR or took the two arrivals of one
-    vector once. With NV the earlier
-    arrival, posts that landed after the hardware's processing of it may be in the
-    hardware's PIR (ON = 1, their notification owed) and delivered once more on KVM's side,
-    whose later processing harvested them; or KVM still holds NV pending in L1's IRR (held
-    by L1's PPR), so its processing, which clears ON, is still to come (ON = 1 on KVM's side
-    only, PIR the same); nothing else of the descriptor may differ."""
+    vector once. With NV the earlier arrival, posts that landed after the hardware's
+    processing of it may be in the hardware's PIR (ON = 1, their notification owed) and
+    delivered once more on KVM's side, whose later processing harvested them (or pending in
+    KVM's L2, held by its VPPR or RFLAGS.IF, VIRR and RVI differing by exactly those); or
+    KVM still holds NV pending in L1's IRR (held by L1's PPR), so its processing, which
+    clears ON, is still to come (ON = 1 on KVM's side only, PIR the same); nothing else of
+    the descriptor may differ."""
     hw, sw, mine = ctx.hardware, ctx.software, ctx.vectors_of("D12")
     held = held_behind(hw, mine) | held_behind(sw, mine)
     # in service on a side whose L2 runs at rest: delivered to L1, its handler unfinished
@@ -570,8 +575,17 @@ def _d12_residue(ctx: DrainContext, name: str) -> bool:
     owed = owed | held_posts(ctx)  # (or held by L1's PPR on the hardware, processed on KVM's)
     if name in PID and not (owed or unprocessed):  # no other descriptor difference is D12's
         return False
+    # harvested by KVM's later processing and still pending in its L2 (held by L2's VPPR or
+    # RFLAGS.IF): L2's pending state differs by exactly those, RVI following VIRR
+    pending = sw.l2.virr - hw.l2.virr
+    in_l2 = (bool(pending) and pending <= owed and hw.l2.virr <= sw.l2.virr
+             and pending <= held_in_virr(sw, ctx.scenario.l2.rflags_if)
+             and sw.l2.rvi == max(sw.l2.virr))
+    if name in ("l2.virr", "l2.rvi") and not in_l2:
+        return False
     hws, sws = list(hw.l2.delivered), list(sw.l2.delivered)
-    for v in sorted(owed):  # KVM's last delivery of each, harvested by its later processing
+    for v in sorted(owed - (pending if in_l2 else frozenset())):
+        # KVM's last delivery of each, harvested by its later processing
         if sws.count(v) != hws.count(v) + 1:
             return False
         del sws[len(sws) - 1 - sws[::-1].index(v)]
@@ -727,9 +741,9 @@ def _stale_pi_pending_residue(ctx: DrainContext, name: str) -> bool:
     if name in PID:
         return ((hw.pid.on and not sw.pid.on and not hw.pid.pir and not sw.pid.pir
                  and hw.pid.sn == sw.pid.sn) or bool(owed))
-    pending = sw.l2.virr - hw.l2.virr  # harvested, and held behind L2's VPPR at rest
+    pending = sw.l2.virr - hw.l2.virr  # harvested, and held in L2's VIRR at rest
     if not (owed and pending <= owed and hw.l2.virr <= sw.l2.virr
-            and pending <= held_in_virr(sw)):
+            and pending <= held_in_virr(sw, ctx.scenario.l2.rflags_if)):
         return False
     if name in ("l2.virr", "l2.rvi"):
         return bool(pending) and sw.l2.rvi == max(sw.l2.virr)
@@ -830,7 +844,8 @@ def _held_later(ctx: DrainContext, mine: frozenset[int],
     extra = late.l2.virr - early.l2.virr
     if early.l2.virr - late.l2.virr or not extra <= mine:
         return None
-    if not extra <= held_in_virr(late) or any(v not in early.l2.delivered for v in extra):
+    if (not extra <= held_in_virr(late, ctx.scenario.l2.rflags_if)
+            or any(v not in early.l2.delivered for v in extra)):
         return None
     if extra and late.l2.rvi != max(late.l2.virr):
         return None
@@ -968,7 +983,8 @@ DEVIATIONS: tuple[Deviation, ...] = (
             "with ON = 1) on one, processed on the other, each as the hardware does at its "
             "own PPR (masked_apart); at rest the held PIR is pending behind L1's PPR, not "
             "lost (held_posts).",
-        residue=L1_RUNS | PID | frozenset({"l2.delivered"}), residue_predicate=_d12_residue,
+        residue=L1_RUNS | PID | frozenset({"l2.delivered", "l2.virr", "l2.rvi"}),
+        residue_predicate=_d12_residue,
         coalesces=_d12_coalesced, harvests=_d12_harvested),
     Deviation(
         "D13", "a stale nested pi_pending completes the descriptor after another agent's post",

@@ -562,7 +562,8 @@ def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
                 harvested: frozenset[tuple[str, int]] = frozenset()) -> DrainResult:
     hw, sw = hardware.final, software.final
     lost: dict[str, tuple[frozenset[int], frozenset[int]]] = {}
-    l2 = _held_by_l2(_one_sided(Counter(hw.l2.delivered), Counter(sw.l2.delivered)), hw, sw)
+    l2 = _held_by_l2(_one_sided(Counter(hw.l2.delivered), Counter(sw.l2.delivered)), hw, sw,
+                     scenario.l2.rflags_if)
     if not scenario.vmcs12.external_interrupt_exiting:  # L2 receives L1's vectors (EXT-1)
         l2 = _unheld(l2, hw, sw)
     if any(l2):
@@ -654,13 +655,13 @@ def _later_collapses(scenario: Scenario, hardware: SideRun, software: SideRun,
 
 
 def _held_by_l2(one_sided: tuple[frozenset[int], frozenset[int]], hw: Outcome,
-                sw: Outcome) -> tuple[frozenset[int], frozenset[int]]:
+                sw: Outcome, rflags_if: bool) -> tuple[frozenset[int], frozenset[int]]:
     """Vectors delivered to L2 on one side only, less those the other side's L2 still holds
-    pending in VIRR behind its VPPR at rest (after an L2 TPR write that masked them):
-    delivered once L2 lowers its TPR, not lost. The difference (VIRR, RVI, the deliveries)
-    stays one that a finding must explain."""
+    pending in VIRR at rest (behind its VPPR after an L2 TPR write that masked them, or with
+    L2's RFLAGS.IF = 0): delivered once L2 can take them, not lost. The difference (VIRR,
+    RVI, the deliveries) stays one that a finding must explain."""
     hw_only, sw_only = one_sided
-    return hw_only - held_in_virr(sw), sw_only - held_in_virr(hw)
+    return hw_only - held_in_virr(sw, rflags_if), sw_only - held_in_virr(hw, rflags_if)
 
 
 def _unheld(one_sided: tuple[frozenset[int], frozenset[int]], hw: Outcome,
