@@ -42,13 +42,9 @@ OPEN: dict[str, dict[KernelVersion, tuple[str, ...]]] = {
         POST: ('lost.l1_delivered', 'lost.l2_delivered', 'lost.pid_stuck', 'pid.on', 'pid.pir'),
         NOV: ('lost.l1_delivered', 'lost.l2_delivered', 'lost.pid_stuck', 'pid.on', 'pid.pir'),
     },
-    # found at pre-patch (seeds 2 and 3), unexplained at every version once minimized
-    "open-seed-2-case-13095": {v: ('l1_apic.irr', 'lost.l2_delivered', 'lost.pid_stuck',
-                                   'pid.on', 'pid.pir') for v in KernelVersion},
+    # found at pre-patch (seed 2), unexplained at every version once minimized
     "open-seed-2-case-18050": {v: ('l2.delivered', 'l2.svi', 'l2.visr', 'l2.vppr', 'pid.on',
                                    'pid.pir') for v in KernelVersion},
-    "open-seed-3-case-8873": {v: ('lost.l2_delivered', 'lost.pid_stuck', 'pid.on', 'pid.pir')
-                              for v in KernelVersion},
     "open-seed-4-case-3371": {
         POST: ('l1_apic.irr', 'l1_apic.isr', 'l1_apic.ppr', 'lost.l1_delivered',
                'lost.l2_delivered', 'lost.pid_stuck', 'pid.on', 'pid.pir'),
@@ -143,9 +139,9 @@ EXPECTED = {
     "open-seed-4-case-1584": D12_BUT_KB1_AT_PRE,
     "open-seed-4-case-3371": D12_BUT_KB1_AT_PRE,
     "kb1-then-l1-ends-what-held-back-a-level-vector": SEED_BUG,
-    "open-seed-2-case-13095": {v: (("D12",), ()) for v in KernelVersion},
+    "d12-nv-waits-behind-l1-ppr-after-reentry": {v: (("D12",), ()) for v in KernelVersion},
     "open-seed-2-case-18050": {v: ((), ("KB7",)) for v in KernelVersion},
-    "open-seed-3-case-8873": {v: (("D12",), ()) for v in KernelVersion},
+    "d12-nv-waits-behind-l1-ppr-with-pir": {v: (("D12",), ()) for v in KernelVersion},
     "kb2-with-the-entry-rvi-first-in-the-drain": {PRE: ((), ("KB2",)), POST: ((), ("KB2",)),
                                                   NOV: ((), ("KB10",))},
 }

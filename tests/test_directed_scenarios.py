@@ -103,12 +103,13 @@ MISSES = {
         NOV: ['mode', 'l1_apic.irr', 'l1_apic.isr'],
     },
     "d12-harvested-post-held-by-l2-if": {v: ["l1_apic.irr"] for v in KernelVersion},  # D12
-    "open-seed-2-case-13095": {v: ["l1_apic.irr", "pid.pir", "pid.on", "l2.visr",
-                                   "l2.delivered"] for v in KernelVersion},
+    "d12-nv-waits-behind-l1-ppr-after-reentry": {v: ["l1_apic.irr", "pid.pir", "pid.on",
+                                                     "l2.visr", "l2.delivered"]
+                                                 for v in KernelVersion},
     "open-seed-2-case-18050": {v: ["pid.pir", "pid.on", "l2.visr", "l2.delivered"]
                                for v in KernelVersion},
-    "open-seed-3-case-8873": {v: ["l1_apic.irr", "pid.pir", "pid.on", "l2.visr",
-                                  "l2.delivered"] for v in KernelVersion},
+    "d12-nv-waits-behind-l1-ppr-with-pir": {v: ["l1_apic.irr", "pid.pir", "pid.on", "l2.visr",
+                                                "l2.delivered"] for v in KernelVersion},
     "d12-l1-level-handler-ended-on-one-side": {
         PRE: ['mode', 'l1_apic.irr', 'l1_apic.isr'],
         POST: ['mode', 'l1_apic.irr', 'l1_apic.isr'],

@@ -233,3 +233,26 @@ def test_a_harvested_post_pending_in_l2_is_d12_only_in_its_shape(tamper):
     assert verdict.deviations == ("D12",) and verdict.agree
     assert dict(verdict.drain.classes)["l2.virr"] == "D12"
     assert "l2.virr" in verdict_lying.divergent and not verdict_lying.agree
+
+
+@pytest.mark.parametrize("tamper,unexplained", [
+    # KVM's PIR holds a vector the hardware's processing never delivered
+    (lambda f: replace(f, pid=replace(f.pid, pir=f.pid.pir | {0x77})),
+     {"lost.l2_delivered", "lost.pid_stuck", "pid.on", "pid.pir"}),
+    # KVM delivered 0x6b and still holds it in PIR: once too often
+    (lambda f: replace(f, l2=replace(f.l2, delivered=(0x6B,))),
+     {"lost.pid_stuck", "pid.on", "pid.pir"}),
+], ids=["not-harvested", "delivered-and-waiting"])
+def test_kvm_processing_still_to_come_is_d12_only_in_its_shape(tamper, unexplained):
+    """D12 with NV first: the hardware processed NV (0x6b from PIR to L2); KVM took the other
+    interrupt first and its NV waits in L1's IRR behind L1's PPR, so its descriptor is the
+    hardware's before that processing (ON = 1, 0x6b in PIR). That is D12's, pending, not
+    lost; a PIR vector the hardware never harvested, or 0x6b both delivered and waiting on
+    KVM's side, stays unexplained."""
+    run, kvm, (verdict, verdict_lying) = _verdicts("d12-nv-waits-behind-l1-ppr-with-pir", tamper)
+    assert kvm.final.pid.pir == {0x6B} and kvm.final.pid.on and 0x6B in kvm.final.l1_apic.irr
+    assert run.side.final.l2.delivered == (0x6B,) and not run.side.final.pid.on
+    assert verdict.deviations == ("D12",) and verdict.agree
+    classes = dict(verdict.drain.classes)
+    assert classes["lost.pid_stuck"] == classes["lost.l2_delivered"] == "D12"
+    assert set(verdict_lying.divergent) == unexplained and not verdict_lying.agree

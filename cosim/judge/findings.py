@@ -34,6 +34,7 @@ from software_model import KernelVersion
 __all__ = ["DEVIATIONS", "FINDINGS", "KNOWN_BUGS", "L1_APIC", "L1_RUNS", "L2_VIRTUAL_APIC", "PID",
            "POSTING_ROUTES",
            "Context", "Deviation", "DrainContext", "held_behind", "held_posts", "masked_apart",
+    "waiting_for_nv",
            "Finding", "KnownBug", "LOST", "by_id", "is_known_bug"]
 
 PRE, POST, NOV = KernelVersion.PRE_PATCH, KernelVersion.POST_PATCH, KernelVersion.NOV_2024
@@ -553,8 +554,9 @@ def _d12_residue(ctx: DrainContext, name: str) -> bool:
     delivered once more on KVM's side, whose later processing harvested them (or pending in
     KVM's L2, held by its VPPR or RFLAGS.IF, VIRR and RVI differing by exactly those); or
     KVM still holds NV pending in L1's IRR (held by L1's PPR), so its processing, which
-    clears ON, is still to come (ON = 1 on KVM's side only, PIR the same); nothing else of
-    the descriptor may differ."""
+    clears ON, is still to come (:func:`waiting_for_nv`: ON = 1 on KVM's side only, PIR the
+    same but for what the hardware's processing delivered to its L2, each delivered once
+    more there); nothing else of the descriptor may differ."""
     hw, sw, mine = ctx.hardware, ctx.software, ctx.vectors_of("D12")
     held = held_behind(hw, mine) | held_behind(sw, mine)
     # in service on a side whose L2 runs at rest: delivered to L1, its handler unfinished
@@ -568,10 +570,8 @@ def _d12_residue(ctx: DrainContext, name: str) -> bool:
     if name == "l1_apic.eoi_messages" and not _ended_on_one_side(hw, sw, mine):
         return False
     owed = owed_posts(ctx)
-    nv = ctx.scenario.vmcs12.posted_intr_nv & 0xFF
-    unprocessed = (nv in mine and nv in sw.l1_apic.irr and nv not in hw.l1_apic.irr
-                   and sw.pid.on and not hw.pid.on and sw.pid.pir == hw.pid.pir
-                   and sw.pid.sn == hw.pid.sn)
+    waiting = waiting_for_nv(ctx)
+    unprocessed = waiting is not None
     owed = owed | held_posts(ctx)  # (or held by L1's PPR on the hardware, processed on KVM's)
     if name in PID and not (owed or unprocessed):  # no other descriptor difference is D12's
         return False
@@ -589,6 +589,11 @@ def _d12_residue(ctx: DrainContext, name: str) -> bool:
         if sws.count(v) != hws.count(v) + 1:
             return False
         del sws[len(sws) - 1 - sws[::-1].index(v)]
+    for v in sorted(waiting or ()):
+        # the hardware's last delivery of each, still in KVM's PIR for its processing to come
+        if hws.count(v) != sws.count(v) + 1:
+            return False
+        del hws[len(hws) - 1 - hws[::-1].index(v)]
     for v in sorted(mine):
         extra = hws.count(v) - sws.count(v)
         # the last deliveries of v on one side, held in L1's IRR on the other (or collapsed)
@@ -651,6 +656,26 @@ def masked_apart(ctx: Context, hw_before: Outcome | None,
                  and p.pid.sn == p_before.pid.sn
                  and pir <= _l2_vectors(p) and _l2_vectors(p) - _l2_vectors(p_before) <= pir)
     return (found, frozenset({ctx.nv}) | pir) if waits and processed else None
+
+
+def waiting_for_nv(ctx: DrainContext) -> frozenset[int] | None:
+    """At rest, KVM's processing of L2's notification vector still to come, where the
+    hardware's is done: D12 had KVM take the other interrupt first, and NV waits in KVM's L1
+    IRR (held by L1's PPR until L1 ends what it has in service). KVM's descriptor is then the
+    hardware's before its processing: ON = 1 where the hardware's is 0, the same SN, and PIR
+    the hardware's plus what the hardware's processing harvested and delivered to its L2
+    (vectors delivered more often there than on KVM's side). Returns those vectors (pending
+    in KVM's PIR, not lost: KVM processes them with NV), or None if the descriptors differ in
+    any other way."""
+    hw, sw = ctx.hardware, ctx.software
+    nv = ctx.scenario.vmcs12.posted_intr_nv & 0xFF
+    waiting = sw.pid.pir - hw.pid.pir
+    if not (nv in ctx.vectors_of("D12") and nv in sw.l1_apic.irr and nv not in hw.l1_apic.irr
+            and sw.pid.on and not hw.pid.on and sw.pid.sn == hw.pid.sn
+            and hw.pid.pir <= sw.pid.pir
+            and waiting <= set(Counter(hw.l2.delivered) - Counter(sw.l2.delivered))):
+        return None
+    return waiting
 
 
 def held_posts(ctx: DrainContext) -> frozenset[int]:

@@ -69,6 +69,7 @@ from cosim.judge.findings import (
     is_known_bug,
     masked_apart,
     owed_posts,
+    waiting_for_nv,
 )
 from cosim.scenario.drain import Impossible, SideRun, race_windows
 from cosim.scenario.format import (
@@ -581,6 +582,8 @@ def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
                        frozenset(v for _, v in coalesced), frozenset(v for _, v in harvested))
     owed = owed_posts(ctx)
     held = {("D12", v) for v in held_posts(ctx)}  # pending behind L1's PPR, not lost
+    # in KVM's PIR for its processing of NV to come (behind L1's PPR), not lost
+    waiting = {("D12", v) for v in waiting_for_nv(ctx) or ()}
     kvm_collapsed, collapsed = _later_collapses(scenario, hardware, software,
                                                 deviation_vectors)
     for check, (hw_only, sw_only) in lost.items():
@@ -588,7 +591,7 @@ def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
                           or _lost_by_deviation(check, hw_only, sw_only,
                                                 coalesced | kvm_collapsed, collapsed,
                                                 {(d, v) for d, v in harvested if v in owed}
-                                                | held))
+                                                | held, waiting))
     # L2's deliveries with a vector lost are that loss, unless a deviation accounts for it:
     # then its residue must account for the order of the rest too
     lost_l2 = classes.get(LOST[0])
@@ -610,24 +613,26 @@ def _judge_rest(scenario: Scenario, hardware: SideRun, software: SideRun,
 def _lost_by_deviation(check: str, hw_only: frozenset[int], sw_only: frozenset[int],
                        coalesced: frozenset[tuple[str, int]],
                        collapsed: frozenset[tuple[str, int]],
-                       owed: set[tuple[str, int]]) -> str | None:
+                       owed: set[tuple[str, int]],
+                       waiting: set[tuple[str, int]]) -> str | None:
     """The deviation that accounts for a lost-interrupt difference, or None. A deviation
     loses no interrupt, so there are these ways only: a delivery fewer on KVM's side of a
     vector whose two requests KVM took as one (``coalesced``; a delivery more where the
-    hardware did, ``collapsed``), and posts that KVM's processing harvested while the
-    hardware holds them in PIR with ON = 1 for the notification their sender owes (``owed``:
-    delivered, and not stuck, on KVM's side only)."""
+    hardware did, ``collapsed``), posts that KVM's processing harvested while the hardware
+    holds them in PIR with ON = 1 for the notification their sender owes (``owed``:
+    delivered, and not stuck, on KVM's side only), and posts that KVM's processing, still to
+    come, will harvest (``waiting``: delivered on the hardware's side only, stuck on KVM's)."""
     merged, merged_hw = {v for _, v in coalesced}, {v for _, v in collapsed}
-    later = {v for _, v in owed}
+    later, kvm_later = {v for _, v in owed}, {v for _, v in waiting}
     if check == LOST[2]:
-        ok = not sw_only and hw_only <= later
+        ok = sw_only <= kvm_later and hw_only <= later
     elif check == LOST[0]:
-        ok = hw_only <= merged and sw_only <= later
+        ok = hw_only <= merged | kvm_later and sw_only <= later
     else:
         ok = hw_only <= merged and sw_only <= merged_hw
     if not ok:
         return None
-    return min(d for d, v in coalesced | collapsed | owed if v in hw_only | sw_only)
+    return min(d for d, v in coalesced | collapsed | owed | waiting if v in hw_only | sw_only)
 
 
 def _later_collapses(scenario: Scenario, hardware: SideRun, software: SideRun,
