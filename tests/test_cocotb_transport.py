@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from cosim.hardware import backends
-from cosim.hardware.backends import SimulationFailed, simulate, verilator_public
+from cosim.hardware.backends import (
+    JOB_BYTES,
+    RESULT_BYTES,
+    SimulationFailed,
+    simulate,
+    verilator_public,
+)
+from cosim.hardware.batches import pack, unpack
+from cosim.hardware.harness import JOB, RESULT
 from cosim.hardware.testbench import HardwareHang, Job
 from cosim.scenario.format import load_scenario
 from cosim.scenario.kut import posted_interrupts
@@ -35,6 +43,17 @@ def _kut_jobs(count: int) -> list[Job]:
     picked = [cases[i * len(cases) // count % len(cases)] for i in range(count)]
     return [Job(parse_scenario(tomllib.loads(text), name), seed=i)
             for i, (name, text) in enumerate(picked)]
+
+
+def test_records_pack_little_endian_in_whole_bytes():
+    """The socket's and the backdoor's format: each record in its own whole bytes, least
+    significant first; the widest job and result records fit and come back."""
+    assert (JOB_BYTES, RESULT_BYTES) == (368, 178)  # 2941 and 1419 bits
+    assert pack([0x0102, 0x03], 2) == b"\x02\x01\x03\x00"
+    assert unpack(b"\x02\x01\x03\x00\x09", 2) == [0x0102, 0x03]  # a partial record is left out
+    for size, width in ((JOB_BYTES, JOB.size), (RESULT_BYTES, RESULT.size)):
+        words = [(1 << width) - 1, 0, 1 << (width - 1)]
+        assert unpack(pack(words, size), size) == words
 
 
 def test_public_declarations_writable_only_where_the_testbench_drives():

@@ -29,6 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from cosim.hardware.batches import pack, unpack
 from cosim.hardware.harness import JOB, RESULT, ResultKind
 from cosim.hardware.testbench import HardwareHang, Job, decode, encode, run_jobs, trace_memory
 from cosim.scenario.drain import SideRun
@@ -303,6 +304,11 @@ VPI_MEMORIES = "PI_COSIM_VPI_MEMORIES"
 VERILATOR_WAYS = {"gpi_vpi": ("1", "1"), "main_vpi": ("0", "1"), "main_backdoor": ("0", "0")}
 
 
+#: Verilator flags of the cocotb build besides the control files: the main's backdoor
+#: functions exported to the cocotb test's ctypes (-rdynamic)
+_VERILATOR_FLAGS = ("-Wno-fatal", "-LDFLAGS", "-rdynamic")
+
+
 def verilator_public(ports: bool = True) -> str:
     """The Verilator control file that makes public exactly what a testbench reaches:
     writable (``public_flat_rw``) what it drives or loads (the clock, the reset, the harness's
@@ -368,15 +374,8 @@ def _build(sim: str, waves: bool, *, force: bool = False):
     _simulator_env(sim)
     runner = _cached_runner(sim)
     needs = installation(sim)
-    build_args: list[str] = []
-    if sim == "verilator":
-        # the lint waivers (a .vlt control file is a plain command-line argument to Verilator);
-        # the ports and memories cocotb reaches made public (verilator_public()); the main's
-        # backdoor functions exported to the cocotb test's ctypes (-rdynamic)
-        build_args = [str(Path(rtl.__file__).parent / "verilator_lint.vlt"), "public.vlt",
-                      "-Wno-fatal", "-LDFLAGS", "-rdynamic"]
     key = [_design_key(), verilator_public(), VERILATOR_MAIN.read_text(), sim, str(waves),
-           *build_args, *(f"{k}={v}" for k, v in sorted(needs.items()))]
+           *_VERILATOR_FLAGS, *(f"{k}={v}" for k, v in sorted(needs.items()))]
     digest = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
     build_dir = build_root() / f"{sim}{'-waves' if waves else ''}-{digest}"
     fresh = force or not _usable(build_dir, needs)
@@ -388,10 +387,14 @@ def _build(sim: str, waves: bool, *, force: bool = False):
         print(f"pi-cosim: building the {sim} simulation in {build_dir} ...", file=sys.stderr,
               flush=True)
     sources: list = [source]
+    build_args: list[str] = []
     if sim == "verilator":
+        # the lint waivers and the ports and memories cocotb reaches made public (a .vlt
+        # control file is a plain command-line argument to Verilator)
         public = build_dir / "public.vlt"
         public.write_text(verilator_public())
-        build_args[build_args.index("public.vlt")] = str(public)
+        build_args = [str(Path(rtl.__file__).parent / "verilator_lint.vlt"), str(public),
+                      *_VERILATOR_FLAGS]
         # with waves the runner adds --trace: VCD (FST would need liblz4's headers), turned
         # into FST afterwards by cosim.waves where GTKWave's vcd2fst is installed
     log = build_dir / "build.log"
@@ -524,7 +527,7 @@ def _run_cocotb_once(jobs, sim: str, dump: Path | None, force_build: bool) -> li
         runs: list[SideRun] | None = None
         broken: Exception | None = None  # what ended the records early, if not the simulator
         try:
-            payload = b"".join(encode(job).to_bytes(JOB_BYTES, "little") for job in jobs)
+            payload = pack([encode(job) for job in jobs], JOB_BYTES)
             conn = _accept(server, simulator)
             if conn is not None:
                 with conn:
@@ -577,10 +580,8 @@ def _records(conn: socket.socket) -> Iterator[int]:
     little-endian count and that many records of RESULT_BYTES."""
     stream = conn.makefile("rb")
     while len(head := stream.read(4)) == 4:
-        size = RESULT_BYTES
-        data = stream.read(int.from_bytes(head, "little") * size)
-        for at in range(0, len(data) - size + 1, size):
-            yield int.from_bytes(data[at:at + size], "little")
+        yield from unpack(stream.read(int.from_bytes(head, "little") * RESULT_BYTES),
+                          RESULT_BYTES)
 
 
 def half_period_steps() -> int:

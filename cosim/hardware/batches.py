@@ -15,7 +15,19 @@ if TYPE_CHECKING:
 
     from cosim.hardware.bench import HarnessBench
 
-__all__ = ["run_encoded"]
+__all__ = ["pack", "run_encoded", "unpack"]
+
+
+def pack(records: list[int], size: int) -> bytes:
+    """Records as ``size`` little-endian bytes each, one after the other: the format of the
+    cocotb backends' socket (``cosim.hardware.backends``) and of the Verilator backdoor."""
+    return b"".join(record.to_bytes(size, "little") for record in records)
+
+
+def unpack(data: bytes, size: int) -> list[int]:
+    """The records of :func:`pack`'s bytes (a trailing partial record is left out)."""
+    return [int.from_bytes(data[at:at + size], "little")
+            for at in range(0, len(data) - size + 1, size)]
 
 
 async def run_encoded(bench: "HarnessBench", words: list[int], memory: bool = False, *,

@@ -21,7 +21,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from cosim.hardware.batches import run_encoded
+from cosim.hardware.batches import pack, run_encoded, unpack
 
 __all__ = ["CocotbHarnessBench", "replay"]
 
@@ -89,18 +89,14 @@ class VerilatorBackdoor:
         self._job_bytes, self._result_bytes = 4 * words(0), 4 * words(1)
 
     def write_jobs(self, words: list[int]) -> None:
-        size = self._job_bytes
-        data = b"".join(word.to_bytes(size, "little") for word in words)
-        if self._write(data, len(words)) != 0:
+        if self._write(pack(words, self._job_bytes), len(words)) != 0:
             raise ValueError(f"{len(words)} jobs do not fit the harness's job memory")
 
     def read_results(self, count: int) -> list[int]:
-        size = self._result_bytes
-        buffer = ctypes.create_string_buffer(size * count)
+        buffer = ctypes.create_string_buffer(self._result_bytes * count)
         if self._read(buffer, count) != 0:
             raise ValueError(f"the result memory holds fewer than {count} records")
-        data = buffer.raw
-        return [int.from_bytes(data[at:at + size], "little") for at in range(0, len(data), size)]
+        return unpack(buffer.raw, self._result_bytes)
 
 
 @cocotb.test()
@@ -122,12 +118,10 @@ async def replay(dut):
         if len(data) != spec["jobs"] * job_bytes:
             raise RuntimeError(f"the parent process sent {len(data)} bytes of jobs, not "
                                f"{spec['jobs'] * job_bytes}")
-        words = [int.from_bytes(data[at:at + job_bytes], "little")
-                 for at in range(0, len(data), job_bytes)]
+        words = unpack(data, job_bytes)
 
         def send(records: list[int]) -> None:
-            conn.sendall(len(records).to_bytes(4, "little") + b"".join(
-                record.to_bytes(result_bytes, "little") for record in records))
+            conn.sendall(len(records).to_bytes(4, "little") + pack(records, result_bytes))
 
         backdoor = VerilatorBackdoor() if os.environ.get("PI_COSIM_BACKDOOR") == "1" else None
         # into the falling-edge phase after a real rising edge (the X -> 0 at time 0 can count

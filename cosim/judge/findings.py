@@ -34,8 +34,7 @@ from software_model import KernelVersion
 __all__ = ["DEVIATIONS", "FINDINGS", "KNOWN_BUGS", "L1_APIC", "L1_RUNS", "L2_VIRTUAL_APIC", "PID",
            "POSTING_ROUTES",
            "Context", "Deviation", "DrainContext", "held_behind", "held_posts", "masked_apart",
-    "waiting_for_nv",
-           "Finding", "KnownBug", "LOST", "by_id", "is_known_bug"]
+           "waiting_for_nv", "Finding", "KnownBug", "LOST", "by_id", "is_known_bug"]
 
 PRE, POST, NOV = KernelVersion.PRE_PATCH, KernelVersion.POST_PATCH, KernelVersion.NOV_2024
 ALL_VERSIONS = frozenset(KernelVersion)
@@ -61,7 +60,7 @@ def _hsb(vectors) -> int:
     return max(vectors, default=-1)
 
 
-def held_in_virr(outcome: Outcome, rflags_if: bool = True) -> frozenset[int]:
+def held_in_virr(outcome: Outcome, rflags_if: bool) -> frozenset[int]:
     """L2's pending vectors it cannot take: those its VPPR holds back (class at or below
     VPPR's), or, with L2's RFLAGS.IF = 0 (``rflags_if``, the scenario's: no event changes
     it), all of them, since a recognized virtual interrupt is delivered only with IF = 1
@@ -559,10 +558,7 @@ def _d12_residue(ctx: DrainContext, name: str) -> bool:
     more there); nothing else of the descriptor may differ."""
     hw, sw, mine = ctx.hardware, ctx.software, ctx.vectors_of("D12")
     held = held_behind(hw, mine) | held_behind(sw, mine)
-    # in service on a side whose L2 runs at rest: delivered to L1, its handler unfinished
-    # (L1 ends it when it next runs, which the drain cannot make happen while L2 runs)
-    unfinished = ((sw.l1_apic.isr - hw.l1_apic.isr if sw.mode == "l2" else frozenset())
-                  | (hw.l1_apic.isr - sw.l1_apic.isr if hw.mode == "l2" else frozenset()))
+    unfinished = _unfinished(sw, hw) | _unfinished(hw, sw)
     if not (hw.l1_apic.irr ^ sw.l1_apic.irr) <= mine | held:
         return False
     if not (hw.l1_apic.isr ^ sw.l1_apic.isr) <= mine | unfinished:
@@ -604,17 +600,21 @@ def _d12_residue(ctx: DrainContext, name: str) -> bool:
     return _moved_later(tuple(hws), tuple(sws), mine)
 
 
+def _unfinished(side: Outcome, other: Outcome) -> frozenset[int]:
+    """L1's vectors in service on ``side`` only while its L2 runs at rest: delivered to L1,
+    their handlers unfinished (L1 ends them when it next runs, which the drain cannot make
+    happen while L2 runs)."""
+    return side.l1_apic.isr - other.l1_apic.isr if side.mode == "l2" else frozenset()
+
+
 def _ended_on_one_side(hw: Outcome, sw: Outcome, mine: frozenset[int]) -> bool:
     """L1's EOI messages on one side only are of handlers that side's L1 ended and the other
-    side's L1 has not run yet: vectors still in service there while its L2 runs at rest, or
-    pending in its IRR behind one of ``mine`` in service (ended, then taken and ended, on
-    the side whose L1 ran). L1 sends them when it next runs: pending, not lost."""
-    def later(other: Outcome, ran: Outcome) -> frozenset[int]:
-        unfinished = other.l1_apic.isr - ran.l1_apic.isr if other.mode == "l2" else frozenset()
-        return unfinished | held_behind(other, mine)
-
+    side's L1 has not run yet: :func:`_unfinished` there, or pending in its IRR behind one of
+    ``mine`` in service (ended, then taken and ended, on the side whose L1 ran). L1 sends
+    them when it next runs: pending, not lost."""
     hw_m, sw_m = Counter(hw.l1_apic.eoi_messages), Counter(sw.l1_apic.eoi_messages)
-    return set(hw_m - sw_m) <= later(sw, hw) and set(sw_m - hw_m) <= later(hw, sw)
+    return (set(hw_m - sw_m) <= _unfinished(sw, hw) | held_behind(sw, mine)
+            and set(sw_m - hw_m) <= _unfinished(hw, sw) | held_behind(hw, mine))
 
 
 def masked_apart(ctx: Context, hw_before: Outcome | None,
